@@ -2,14 +2,22 @@
 
 Files in ``configs/`` start from :func:`base_config` and override what their
 experiment changes, so each reads like a table of that experiment.
+:func:`validate_config` checks a resolved config before anything compiles.
 """
 
 from __future__ import annotations
 
 import ml_collections
 
+from hrface_jax import markup as markup_lib
 from hrface_jax.data import config as data_config
 from hrface_jax.models import config as model_config
+
+RESOLUTIONS = (256, 512, 1024, 2048, 4096)
+
+# Training stages: name -> what changes (see hrface_jax/stages.py).
+REGIONAL_STAGES = (("coarse", 0.3), ("regional", 0.4), ("joint", 0.3))
+HOLISTIC_STAGES = (("holistic", 1.0),)
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -22,14 +30,90 @@ def base_config() -> ml_collections.ConfigDict:
   config.resolution = 256  # full-resolution side of the (square) face images
   config.seed = 0
 
-  # Schedule (batch_size is global, across all devices and hosts).
+  # Schedule. batch_size is global: across all devices and hosts.
   config.batch_size = 8
   config.total_steps = 1000
   config.learning_rate = 1e-3
+  # (stage name, fraction of total_steps), run in order in one run.
+  config.stages = REGIONAL_STAGES
+
+  config.optimizer = ml_collections.ConfigDict(
+    dict(
+      name="adamw",  # "adam" | "adamw"
+      b1=0.9,
+      b2=0.999,
+      eps=1e-8,
+      weight_decay=1e-4,  # adamw only
+      schedule="cosine",  # "cosine" | "constant" (after warm-up)
+      warmup_steps=100,
+      final_lr_fraction=0.01,
+      grad_clip_norm=1.0,  # 0 disables
+      ema_decay=0.0,  # 0 disables the EMA of parameters
+    )
+  )
+
+  # Bookkeeping.
   config.log_every_steps = 50
   config.eval_every_steps = 500
+  config.eval_max_examples = 0  # 0: the whole eval split
   config.checkpoint_every_steps = 500
+  config.keep_checkpoints = 2  # the last K...
+  config.keep_best_checkpoints = 1  # ...plus the best by validation NME
+  config.prefetch_batches = 2
+  # Multi-host: "auto" initialises jax.distributed when a cluster is detected.
+  config.distributed = "auto"  # "auto" | "on" | "off"
 
   data_config.add_defaults(config)
   model_config.add_defaults(config)
   return config
+
+
+def _positive_int(config: ml_collections.ConfigDict, field: str) -> None:
+  value = config[field]
+  if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+    raise ValueError(f"config.{field}={value!r}: must be a positive integer")
+
+
+def validate_config(
+  config: ml_collections.ConfigDict, *, num_devices: int, num_processes: int = 1
+) -> None:
+  """Raises ValueError naming the field and the reason if ``config`` can't run.
+
+  Runs before any compilation, so a typo costs seconds, not a compile.
+  """
+  for field in (
+    "resolution",
+    "batch_size",
+    "total_steps",
+    "log_every_steps",
+    "eval_every_steps",
+    "checkpoint_every_steps",
+  ):
+    _positive_int(config, field)
+  if config.resolution not in RESOLUTIONS:
+    # Other sizes work, but the per-resolution tables only know these.
+    pass
+  if not config.learning_rate > 0:
+    raise ValueError(f"config.learning_rate={config.learning_rate!r}: must be > 0")
+  if config.batch_size % num_processes:
+    raise ValueError(
+      f"config.batch_size={config.batch_size} is not divisible by the number of "
+      f"processes ({num_processes})"
+    )
+  local = config.batch_size // num_processes
+  if local % num_devices:
+    raise ValueError(
+      f"config.batch_size={config.batch_size} gives {local} examples per process, "
+      f"not divisible by the {num_devices} local devices"
+    )
+  markup_lib.get_markup(config.markup)
+  from hrface_jax import stages  # noqa: PLC0415  (avoids an import cycle)
+
+  stages.validate_stages(config)
+  if config.distributed not in ("auto", "on", "off"):
+    raise ValueError(
+      f"config.distributed={config.distributed!r}: expected 'auto', 'on' or 'off'"
+    )
+  from hrface_jax.models import validate_model_config  # noqa: PLC0415
+
+  validate_model_config(config)

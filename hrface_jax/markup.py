@@ -67,74 +67,74 @@ def _mirror_pairs(left: Sequence[int], right: Sequence[int]) -> list[tuple[int, 
 
 
 IBUG68 = Markup(
-    name="ibug68",
-    num_landmarks=68,
-    flip_pairs=tuple(
-        _mirror_pairs(_r(0, 7), _r(9, 16)[::-1])  # jaw
-        + _mirror_pairs(_r(17, 21), _r(22, 26)[::-1])  # brows
-        + [(31, 35), (32, 34)]  # nostrils
-        + [(36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46)]  # eyes
-        + [(48, 54), (49, 53), (50, 52), (55, 59), (56, 58)]  # outer lips
-        + [(60, 64), (61, 63), (65, 67)]  # inner lips
-    ),
-    regions={
-        "right_eye_brow": _r(17, 21) + _r(36, 41),
-        "left_eye_brow": _r(22, 26) + _r(42, 47),
-        "nose": _r(27, 35),
-        "mouth": _r(48, 67),
-        "right_jaw": _r(0, 6),
-        "chin": _r(5, 11),
-        "left_jaw": _r(10, 16),
-    },
-    outer_eye_corners=(36, 45),
-    right_eye=_r(36, 41),
-    left_eye=_r(42, 47),
-    groups={
-        "jaw": _r(0, 16),
-        "right_brow": _r(17, 21),
-        "left_brow": _r(22, 26),
-        "nose": _r(27, 35),
-        "right_eye": _r(36, 41),
-        "left_eye": _r(42, 47),
-        "mouth": _r(48, 67),
-    },
+  name="ibug68",
+  num_landmarks=68,
+  flip_pairs=tuple(
+    _mirror_pairs(_r(0, 7), _r(9, 16)[::-1])  # jaw
+    + _mirror_pairs(_r(17, 21), _r(22, 26)[::-1])  # brows
+    + [(31, 35), (32, 34)]  # nostrils
+    + [(36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46)]  # eyes
+    + [(48, 54), (49, 53), (50, 52), (55, 59), (56, 58)]  # outer lips
+    + [(60, 64), (61, 63), (65, 67)]  # inner lips
+  ),
+  regions={
+    "right_eye_brow": _r(17, 21) + _r(36, 41),
+    "left_eye_brow": _r(22, 26) + _r(42, 47),
+    "nose": _r(27, 35),
+    "mouth": _r(48, 67),
+    "right_jaw": _r(0, 6),
+    "chin": _r(5, 11),
+    "left_jaw": _r(10, 16),
+  },
+  outer_eye_corners=(36, 45),
+  right_eye=_r(36, 41),
+  left_eye=_r(42, 47),
+  groups={
+    "jaw": _r(0, 16),
+    "right_brow": _r(17, 21),
+    "left_brow": _r(22, 26),
+    "nose": _r(27, 35),
+    "right_eye": _r(36, 41),
+    "left_eye": _r(42, 47),
+    "mouth": _r(48, 67),
+  },
 )
 
 WFLW98 = Markup(
-    name="wflw98",
-    num_landmarks=98,
-    flip_pairs=tuple(
-        _mirror_pairs(_r(0, 15), _r(17, 32)[::-1])  # contour
-        + [(33, 46), (34, 45), (35, 44), (36, 43), (37, 42)]  # upper brows
-        + [(38, 50), (39, 49), (40, 48), (41, 47)]  # lower brows
-        + [(55, 59), (56, 58)]  # nostrils
-        + [(60, 72), (61, 71), (62, 70), (63, 69), (64, 68)]  # eyes, upper
-        + [(65, 75), (66, 74), (67, 73)]  # eyes, lower
-        + [(76, 82), (77, 81), (78, 80), (83, 87), (84, 86)]  # outer lips
-        + [(88, 92), (89, 91), (93, 95)]  # inner lips
-        + [(96, 97)]  # pupils
-    ),
-    regions={
-        "right_eye_brow": _r(33, 41) + _r(60, 67) + (96,),
-        "left_eye_brow": _r(42, 50) + _r(68, 75) + (97,),
-        "nose": _r(51, 59),
-        "mouth": _r(76, 95),
-        "right_jaw": _r(0, 12),
-        "chin": _r(10, 22),
-        "left_jaw": _r(20, 32),
-    },
-    outer_eye_corners=(60, 72),
-    right_eye=(96,),
-    left_eye=(97,),
-    groups={
-        "contour": _r(0, 32),
-        "right_brow": _r(33, 41),
-        "left_brow": _r(42, 50),
-        "nose": _r(51, 59),
-        "right_eye": _r(60, 67) + (96,),
-        "left_eye": _r(68, 75) + (97,),
-        "mouth": _r(76, 95),
-    },
+  name="wflw98",
+  num_landmarks=98,
+  flip_pairs=tuple(
+    _mirror_pairs(_r(0, 15), _r(17, 32)[::-1])  # contour
+    + [(33, 46), (34, 45), (35, 44), (36, 43), (37, 42)]  # upper brows
+    + [(38, 50), (39, 49), (40, 48), (41, 47)]  # lower brows
+    + [(55, 59), (56, 58)]  # nostrils
+    + [(60, 72), (61, 71), (62, 70), (63, 69), (64, 68)]  # eyes, upper
+    + [(65, 75), (66, 74), (67, 73)]  # eyes, lower
+    + [(76, 82), (77, 81), (78, 80), (83, 87), (84, 86)]  # outer lips
+    + [(88, 92), (89, 91), (93, 95)]  # inner lips
+    + [(96, 97)]  # pupils
+  ),
+  regions={
+    "right_eye_brow": _r(33, 41) + _r(60, 67) + (96,),
+    "left_eye_brow": _r(42, 50) + _r(68, 75) + (97,),
+    "nose": _r(51, 59),
+    "mouth": _r(76, 95),
+    "right_jaw": _r(0, 12),
+    "chin": _r(10, 22),
+    "left_jaw": _r(20, 32),
+  },
+  outer_eye_corners=(60, 72),
+  right_eye=(96,),
+  left_eye=(97,),
+  groups={
+    "contour": _r(0, 32),
+    "right_brow": _r(33, 41),
+    "left_brow": _r(42, 50),
+    "nose": _r(51, 59),
+    "right_eye": _r(60, 67) + (96,),
+    "left_eye": _r(68, 75) + (97,),
+    "mouth": _r(76, 95),
+  },
 )
 
 MARKUPS: dict[str, Markup] = {m.name: m for m in (IBUG68, WFLW98)}
@@ -146,7 +146,7 @@ def get_markup(name: str) -> Markup:
     return MARKUPS[name]
   except KeyError:
     raise ValueError(
-        f"unknown markup {name!r}; known markups: {sorted(MARKUPS)}"
+      f"unknown markup {name!r}; known markups: {sorted(MARKUPS)}"
     ) from None
 
 
@@ -156,9 +156,9 @@ def with_regions(markup: Markup, regions: Mapping[str, Sequence[int]]) -> Markup
     bad = [i for i in idx if not 0 <= int(i) < markup.num_landmarks]
     if not idx or bad:
       raise ValueError(
-          f"region {name!r}: indices must be non-empty and in "
-          f"[0, {markup.num_landmarks}); got bad values {bad or 'none (empty)'}"
+        f"region {name!r}: indices must be non-empty and in "
+        f"[0, {markup.num_landmarks}); got bad values {bad or 'none (empty)'}"
       )
   return dataclasses.replace(
-      markup, regions={k: tuple(int(i) for i in v) for k, v in regions.items()}
+    markup, regions={k: tuple(int(i) for i in v) for k, v in regions.items()}
   )

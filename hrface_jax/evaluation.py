@@ -1,0 +1,154 @@
+"""Batched, pmapped inference over a dataset split, and its metrics.
+
+Shared by training's periodic validation and the ``hrface_jax.evaluate`` CLI,
+so both report the same numbers from the same code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from tqdm import tqdm
+
+from hrface_jax import markup as markup_lib
+from hrface_jax import metrics as metrics_lib
+from hrface_jax.data import pipeline
+
+PREDICTION_KEYS = ("landmarks", "coarse_landmarks", "confidence", "crop_boxes")
+
+
+def write_json(path: str, obj: Any) -> None:
+  """Writes JSON atomically (temp file in the same folder, then rename)."""
+  folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".json")
+  try:
+    with os.fdopen(fd, "w") as f:
+      json.dump(obj, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+    raise
+
+
+def make_p_predict(model) -> Callable:
+  """pmapped ``(params, images_uint8) -> dict`` of the outputs evaluation needs."""
+
+  def predict(params, images):
+    outputs = model.apply({"params": params}, images, train=False)
+    return {k: outputs[k] for k in PREDICTION_KEYS if k in outputs}
+
+  return jax.pmap(predict, axis_name="batch")
+
+
+def to_original_pixels(points: np.ndarray, transform: np.ndarray) -> np.ndarray:
+  """Maps [B, L, 2] network-image points back through [B, 2, 3] affines.
+
+  ``transform`` maps original-image pixels to network-image pixels.
+  """
+  a, t = transform[:, :, :2], transform[:, :, 2]
+  inv = np.linalg.inv(a)
+  return np.einsum("bij,blj->bli", inv, points - t[:, None, :])
+
+
+def predict_split(
+  config: ml_collections.ConfigDict,
+  p_predict: Callable,
+  p_params: Any,
+  split: str,
+  *,
+  max_examples: int = 0,
+  progress: bool = False,
+) -> dict[str, np.ndarray]:
+  """Runs the model over ``split``; returns per-image host arrays.
+
+  Keys: ``index``, ``true`` and ``pred`` (+ ``coarse``, ``confidence``) in
+  original-image pixels, and ``transform`` (original -> network image).
+  """
+  devices = jax.local_devices()
+  n = len(devices)
+  out: dict[str, list[np.ndarray]] = {}
+  it = pipeline.make_eval_iterator(config, split)
+  total = None
+  if hasattr(it, "__len__"):
+    total = len(it)
+  seen = 0
+  for batch in tqdm(
+    it,
+    total=total,
+    desc=f"eval {split}",
+    disable=not progress,
+    unit="batch",
+    leave=False,
+  ):
+    images = batch["image"]
+    sharded = images.reshape(n, -1, *images.shape[1:])
+    preds = jax.device_get(p_predict(p_params, sharded))
+    preds = {k: v.reshape(-1, *v.shape[2:]) for k, v in preds.items()}
+    keep = np.asarray(batch["mask"], bool)
+    transform = np.asarray(batch["transform"], np.float64)[keep]
+    record = {
+      "index": np.asarray(batch["index"])[keep],
+      "transform": transform,
+      "true": to_original_pixels(
+        np.asarray(batch["landmarks"], np.float64)[keep], transform
+      ),
+      "pred": to_original_pixels(
+        preds["landmarks"][keep].astype(np.float64), transform
+      ),
+    }
+    if "coarse_landmarks" in preds:
+      record["coarse"] = to_original_pixels(
+        preds["coarse_landmarks"][keep].astype(np.float64), transform
+      )
+    if "confidence" in preds:
+      record["confidence"] = preds["confidence"][keep]
+    for k, v in record.items():
+      out.setdefault(k, []).append(v)
+    seen += int(keep.sum())
+    if max_examples and seen >= max_examples:
+      break
+  if not out:
+    raise ValueError(f"split {split!r} of dataset {config.dataset!r} has no examples")
+  result = {k: np.concatenate(v) for k, v in out.items()}
+  if max_examples:
+    result = {k: v[:max_examples] for k, v in result.items()}
+  return result
+
+
+def compute_metrics(
+  config: ml_collections.ConfigDict, predictions: dict[str, np.ndarray]
+) -> tuple[dict[str, float], metrics_lib.LandmarkMetrics]:
+  """The flat metrics dict (+ the accumulator, for per-image NMEs)."""
+  markup = markup_lib.get_markup(config.markup)
+  final = metrics_lib.LandmarkMetrics(markup)
+  final.update(predictions["pred"], predictions["true"])
+  result = final.result()
+  if "coarse" in predictions:
+    coarse = metrics_lib.LandmarkMetrics(markup, prefix="coarse_")
+    coarse.update(predictions["coarse"], predictions["true"])
+    result.update(coarse.result())
+  return result, final
+
+
+def evaluate_during_training(
+  config: ml_collections.ConfigDict, p_predict: Callable, p_params: Any
+) -> dict[str, float]:
+  """Validation metrics on ``config.eval_split`` (for logs and best checkpoint)."""
+  predictions = predict_split(
+    config,
+    p_predict,
+    p_params,
+    config.eval_split,
+    max_examples=config.eval_max_examples,
+  )
+  result, _ = compute_metrics(config, predictions)
+  return result
