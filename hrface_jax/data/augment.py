@@ -1,0 +1,218 @@
+"""Geometric and photometric preprocessing, pure numpy / OpenCV.
+
+One affine warp per image, at full resolution: the face crop (or whole-frame
+fit) composed with the random augmentation into a single 2x3 matrix ``M`` that
+maps original-image pixels to network-image pixels. Pixel centres are at
+integer coordinates everywhere (OpenCV's convention for ``warpAffine``), so
+landmarks map with the same matrix: ``p' = M @ [x, y, 1]``. When the warp
+shrinks by more than 2x the image is first area-averaged (``INTER_AREA``)
+close to the target scale and the resize is folded into the matrix, so large
+images are not aliased by bilinear sampling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import cv2
+import numpy as np
+
+Array = np.ndarray
+
+
+def _translate(tx: float, ty: float) -> Array:
+  return np.array([[1, 0, tx], [0, 1, ty], [0, 0, 1]], np.float64)
+
+
+def _linear(a: Array) -> Array:
+  m = np.eye(3)
+  m[:2, :2] = a
+  return m
+
+
+def box_transform(face_box: Array, resolution: int, scale: float = 1.0) -> Array:
+  """3x3 affine mapping a square around ``face_box`` onto the network image.
+
+  The square has side ``scale * max(box width, box height)`` and the box's
+  centre; its extent ``[c - s/2, c + s/2]`` maps to ``[-0.5, R - 0.5]``, the
+  extent of an R-pixel image with pixel centres at integers.
+  """
+  x0, y0, x1, y1 = (float(v) for v in face_box)
+  side = max(x1 - x0, y1 - y0) * scale
+  if not side > 0:
+    raise ValueError(f"face box {list(face_box)} is empty")
+  k = resolution / side
+  c = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+  o = (resolution - 1) / 2
+  return _translate(o, o) @ _linear(k * np.eye(2)) @ _translate(-c[0], -c[1])
+
+
+def frame_transform(height: int, width: int, resolution: int) -> Array:
+  """3x3 affine fitting the whole frame (centred, aspect kept) into R x R.
+
+  The identity when ``height == width == resolution``.
+  """
+  # The frame's extent is [-0.5, W - 0.5] x [-0.5, H - 0.5].
+  box = np.array([-0.5, -0.5, width - 0.5, height - 0.5])
+  return box_transform(box, resolution)
+
+
+def sample_augmentation(
+  rng: np.random.Generator, resolution: int, aug: Mapping[str, Any]
+) -> tuple[Array, bool]:
+  """Random 3x3 affine about the network image's centre, and whether it flips.
+
+  Scale and rotation act about the image centre; translation is a fraction of
+  the side; the flip mirrors x about the centre (``x -> R - 1 - x``).
+  """
+  o = (resolution - 1) / 2
+  scale = rng.uniform(aug["scale_min"], aug["scale_max"])
+  theta = np.deg2rad(rng.uniform(-aug["rotation_deg"], aug["rotation_deg"]))
+  t = rng.uniform(-aug["translation"], aug["translation"], size=2) * resolution
+  flip = bool(rng.random() < aug["flip_prob"])
+  cos, sin = np.cos(theta), np.sin(theta)
+  linear = scale * np.array([[cos, -sin], [sin, cos]])
+  if flip:
+    linear = linear @ np.diag([-1.0, 1.0])
+  m = _translate(o + t[0], o + t[1]) @ _linear(linear) @ _translate(-o, -o)
+  return m, flip
+
+
+def transform_points(matrix: Array, points: Array) -> Array:
+  """Applies a 2x3 or 3x3 affine to points [..., 2]."""
+  m = np.asarray(matrix, np.float64)[:2]
+  return points @ m[:, :2].T + m[:, 2]
+
+
+def warp_image(image: Array, matrix: Array, resolution: int) -> Array:
+  """Warps ``image`` [H, W, C] by the 2x3/3x3 ``matrix`` to [R, R, C].
+
+  Only the source region the output can see is read, and it is area-shrunk
+  first when the warp shrinks by more than 2x (the resize is folded into the
+  matrix, keeping the pixel-centre convention).
+  """
+  m = np.eye(3)
+  m[:2] = np.asarray(matrix, np.float64)[:2]
+  h, w = image.shape[:2]
+  # Source-space bounding box of the output square (plus interpolation margin).
+  inv = np.linalg.inv(m)
+  corners = np.array(
+    [
+      [-0.5, -0.5],
+      [resolution - 0.5, -0.5],
+      [-0.5, resolution - 0.5],
+      [resolution - 0.5, resolution - 0.5],
+    ]
+  )
+  src = transform_points(inv, corners)
+  x0 = int(np.clip(np.floor(src[:, 0].min()) - 2, 0, w))
+  y0 = int(np.clip(np.floor(src[:, 1].min()) - 2, 0, h))
+  x1 = int(np.clip(np.ceil(src[:, 0].max()) + 3, 0, w))
+  y1 = int(np.clip(np.ceil(src[:, 1].max()) + 3, 0, h))
+  if x1 <= x0 or y1 <= y0:  # the output sees no pixel of the image
+    return np.zeros((resolution, resolution) + image.shape[2:], image.dtype)
+  if (x0, y0, x1, y1) != (0, 0, w, h):
+    image = image[y0:y1, x0:x1]
+    m = m @ _translate(x0, y0)
+  scale = np.sqrt(abs(np.linalg.det(m[:2, :2])))
+  if scale < 0.5:
+    ch, cw = image.shape[:2]
+    nw, nh = max(1, round(cw * scale)), max(1, round(ch * scale))
+    image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+    fx, fy = nw / cw, nh / ch
+    # cv2.resize maps x -> (x + 0.5) * fx - 0.5 (pixel centres at integers).
+    shrink = np.array([[fx, 0, 0.5 * fx - 0.5], [0, fy, 0.5 * fy - 0.5], [0, 0, 1]])
+    m = m @ np.linalg.inv(shrink)
+  out = cv2.warpAffine(
+    np.ascontiguousarray(image),
+    m[:2],
+    (resolution, resolution),
+    flags=cv2.INTER_LINEAR,
+    borderMode=cv2.BORDER_CONSTANT,
+    borderValue=0,
+  )
+  return out.reshape((resolution, resolution) + image.shape[2:])
+
+
+def photometric(
+  image: Array, rng: np.random.Generator, aug: Mapping[str, Any]
+) -> Array:
+  """Brightness, contrast, saturation and gaussian noise on uint8 RGB."""
+  b = rng.uniform(-aug["brightness"], aug["brightness"]) * 255.0
+  c = rng.uniform(1 - aug["contrast"], 1 + aug["contrast"])
+  s = rng.uniform(1 - aug["saturation"], 1 + aug["saturation"])
+  noise = rng.random() < aug["noise_prob"]
+  sigma = rng.uniform(0, aug["noise_std"])
+  # Brightness and contrast (about the mean grey level) as one 256-entry LUT.
+  mean = float(np.mean(cv2.mean(image)[:3]))
+  lut = np.clip((np.arange(256) - mean) * c + mean + b, 0, 255)
+  image = cv2.LUT(image, np.round(lut).astype(np.uint8))
+  if s != 1.0 and image.ndim == 3 and image.shape[2] == 3:
+    grey = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    image = cv2.addWeighted(image, s, grey, 1.0 - s, 0.0)  # saturates to uint8
+  if noise and sigma > 0:
+    n = rng.standard_normal(image.shape, dtype=np.float32) * np.float32(sigma)
+    image = np.clip(image + n, 0, 255).round().astype(np.uint8)
+  return image
+
+
+def base_transform(
+  image_shape: Array,
+  face_box: Array,
+  resolution: int,
+  *,
+  crop_to_face: bool,
+  face_box_scale: float,
+) -> Array:
+  """The deterministic (eval) 3x3 transform: face crop or whole-frame fit."""
+  if crop_to_face:
+    return box_transform(face_box, resolution, face_box_scale)
+  return frame_transform(int(image_shape[0]), int(image_shape[1]), resolution)
+
+
+def preprocess(
+  image: Array,
+  landmarks: Array,
+  face_box: Array,
+  *,
+  resolution: int,
+  crop_to_face: bool,
+  face_box_scale: float,
+  aug: Mapping[str, Any] | None = None,
+  rng: np.random.Generator | None = None,
+  flip_permutation: Array | None = None,
+) -> dict[str, Array]:
+  """Crops/warps one example to the network image, augmenting when ``aug``.
+
+  Returns ``image`` uint8 [R, R, 3], ``landmarks`` float32 [N, 2] in network
+  pixels (permuted to keep their labels after a flip) and ``transform``
+  float32 [2, 3], original pixels -> network pixels.
+  """
+  m = base_transform(
+    image.shape,
+    face_box,
+    resolution,
+    crop_to_face=crop_to_face,
+    face_box_scale=face_box_scale,
+  )
+  flip = False
+  if aug is not None:
+    if rng is None:
+      raise ValueError("augmentation needs an rng")
+    a, flip = sample_augmentation(rng, resolution, aug)
+    m = a @ m
+  out = warp_image(image, m, resolution)
+  points = transform_points(m, np.asarray(landmarks, np.float64))
+  if flip:
+    if flip_permutation is None:
+      raise ValueError("a horizontal flip needs the markup's flip_permutation")
+    # The point labelled "right eye corner" must again be a right eye corner.
+    points = points[np.asarray(flip_permutation)]
+  if aug is not None:
+    out = photometric(out, rng, aug)
+  return {
+    "image": out,
+    "landmarks": points.astype(np.float32),
+    "transform": m[:2].astype(np.float32),
+  }

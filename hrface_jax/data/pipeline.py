@@ -1,0 +1,259 @@
+"""Grain input pipelines (no TensorFlow): training and evaluation batches.
+
+Training::
+
+  it = pipeline.make_train_iterator(config)   # infinite, per-process shard
+  batch = next(it)  # {'image': uint8 [B, R, R, 3], 'landmarks': f32 [B, N, 2]}
+  state = it.get_state()          # JSON-serialisable dict
+  it.set_state(state)             # resumes exactly (order and augmentation)
+
+``B = config.batch_size // jax.process_count()``. The order is a function of
+``config.seed`` and the process index; the augmentation of each element is a
+function of the seed, the process index and the element's position in the
+(infinite) stream, so resuming from a saved state reproduces it exactly.
+
+Evaluation: :func:`make_eval_iterator` (finite, deterministic, padded).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import grain
+import ml_collections
+import numpy as np
+from absl import flags
+
+from hrface_jax import markup as markup_lib
+from hrface_jax.data import augment, builders, prepare
+
+Batch = dict[str, np.ndarray]
+
+
+def _processes(process_index: int | None, process_count: int | None) -> tuple[int, int]:
+  if process_index is None or process_count is None:
+    import jax  # pylint: disable=g-import-not-at-top
+
+    process_index = jax.process_index() if process_index is None else process_index
+    process_count = jax.process_count() if process_count is None else process_count
+  if not 0 <= process_index < process_count:
+    raise ValueError(f"process_index {process_index} not in [0, {process_count})")
+  return process_index, process_count
+
+
+def local_batch_size(config: ml_collections.ConfigDict, process_count: int) -> int:
+  """The per-process batch size; the global batch must split evenly."""
+  if config.batch_size % process_count:
+    raise ValueError(
+      f"batch_size {config.batch_size} is not divisible by the"
+      f" {process_count} JAX processes"
+    )
+  return config.batch_size // process_count
+
+
+def crop_to_face(config: ml_collections.ConfigDict) -> bool:
+  """``config.crop_to_face``; None -> False for hrface_synth, True otherwise."""
+  value = config.get("crop_to_face", None)
+  if value is None:
+    return prepare.parse_dataset(config.dataset)[0] != "hrface_synth"
+  return bool(value)
+
+
+class _Preprocess(grain.transforms.RandomMap):
+  """Decode + warp (+ augment) one source element; picklable for workers."""
+
+  def __init__(self, config: ml_collections.ConfigDict, augment_: bool):
+    markup = markup_lib.get_markup(config.markup)
+    self.num_landmarks = markup.num_landmarks
+    self.flip_permutation = markup.flip_permutation
+    self.resolution = int(config.resolution)
+    self.crop_to_face = crop_to_face(config)
+    self.face_box_scale = float(config.face_box_scale)
+    aug = config.augment.to_dict()
+    self.aug = aug if augment_ and aug.get("enabled", True) else None
+    self.dataset = config.dataset
+
+  def __call__(self, element: dict[str, Any], rng: np.random.Generator | None):
+    landmarks = np.asarray(element["landmarks"], np.float32)
+    if landmarks.shape != (self.num_landmarks, 2):
+      raise ValueError(
+        f"dataset {self.dataset!r} example {element.get('id')!r} has landmarks"
+        f" of shape {landmarks.shape}, but the markup has {self.num_landmarks}"
+        " points: set config.markup to the dataset's markup"
+      )
+    return augment.preprocess(
+      builders.decode_image(element["image_png"]),
+      landmarks,
+      element["face_box"],
+      resolution=self.resolution,
+      crop_to_face=self.crop_to_face,
+      face_box_scale=self.face_box_scale,
+      aug=self.aug,
+      rng=rng,
+      flip_permutation=self.flip_permutation,
+    )
+
+  def random_map(self, element: dict[str, Any], rng: np.random.Generator):
+    out = self(element, rng)
+    return {"image": out["image"], "landmarks": out["landmarks"]}
+
+
+class _EvalPreprocess(grain.transforms.MapWithIndex):
+  def __init__(self, config: ml_collections.ConfigDict):
+    self.pre = _Preprocess(config, augment_=False)
+
+  def map_with_index(self, index: int, element: dict[str, Any]):
+    out = self.pre(element, None)
+    out["index"] = np.int32(index)
+    out["mask"] = np.bool_(True)
+    return out
+
+
+def _pipeline_seed(seed: int, process_index: int) -> int:
+  # Distinct augmentation streams per process, all derived from config.seed.
+  return int(np.random.SeedSequence([int(seed), process_index]).generate_state(1)[0])
+
+
+def _read_options(config: ml_collections.ConfigDict, batch: int) -> grain.ReadOptions:
+  threads = int(config.get("data_threads", 4))
+  # The buffer holds preprocessed images: keep it to a few batches.
+  buffer = max(threads, int(config.get("prefetch_batches", 2)) * batch)
+  return grain.ReadOptions(num_threads=threads, prefetch_buffer_size=buffer)
+
+
+def _maybe_mp(ds: grain.IterDataset, config: ml_collections.ConfigDict):
+  workers = int(config.get("data_workers", 0))
+  if workers <= 0:
+    return ds
+  if not flags.FLAGS.is_parsed():
+    # Grain's workers read its absl flags; outside an absl app (notebooks,
+    # tests) nothing parsed them, so let them take their defaults.
+    flags.FLAGS.mark_as_parsed()
+  return ds.mp_prefetch(
+    grain.MultiprocessingOptions(
+      num_workers=workers,
+      per_worker_buffer_size=max(1, int(config.get("prefetch_batches", 2))),
+    )
+  )
+
+
+def make_train_iterator(
+  config: ml_collections.ConfigDict,
+  *,
+  process_index: int | None = None,
+  process_count: int | None = None,
+) -> grain.DatasetIterator:
+  """Infinite, shuffled, augmented batches of this process's shard.
+
+  Each process reads the examples ``process_index::process_count`` of the
+  train split (disjoint shards), reshuffled every epoch. Returns a grain
+  ``DatasetIterator``: ``next(it)`` gives ``{'image': uint8 [B, R, R, 3],
+  'landmarks': float32 [B, N, 2]}``; ``it.get_state()`` / ``it.set_state()``
+  save and restore the position (a JSON-serialisable dict).
+  """
+  pi, pc = _processes(process_index, process_count)
+  batch = local_batch_size(config, pc)
+  source = prepare.get_data_source(config, config.train_split)
+  if len(source) < pc:
+    raise ValueError(
+      f"train split {config.train_split!r} of {config.dataset!r} has"
+      f" {len(source)} examples, fewer than the {pc} processes"
+    )
+  ds = grain.MapDataset.source(source)[pi::pc]
+  ds = (
+    ds.seed(_pipeline_seed(config.seed, pi))
+    .shuffle()
+    .repeat()
+    .random_map(_Preprocess(config, augment_=True))
+  )
+  ids = ds.to_iter_dataset(_read_options(config, batch)).batch(
+    batch, drop_remainder=True
+  )
+  return iter(_maybe_mp(ids, config))
+
+
+class EvalIterator(Iterator[Batch]):
+  """Finite iterator of padded eval batches; ``len()`` is the batch count.
+
+  Every process yields the same number of batches (so multi-host steps stay
+  in lock-step); padding rows have ``mask`` False and ``index`` -1.
+  """
+
+  def __init__(
+    self,
+    it: Iterator[Batch],
+    num_batches: int,
+    batch: int,
+    resolution: int,
+    num_landmarks: int,
+  ):
+    self._it = it
+    self._num_batches = num_batches
+    self._batch = batch
+    self._yielded = 0
+    self._pad = {
+      "image": np.zeros((resolution, resolution, 3), np.uint8),
+      "landmarks": np.zeros((num_landmarks, 2), np.float32),
+      "transform": np.eye(2, 3, dtype=np.float32),
+      "index": np.int32(-1),
+      "mask": np.bool_(False),
+    }
+
+  def __len__(self) -> int:
+    return self._num_batches
+
+  def __iter__(self) -> EvalIterator:
+    return self
+
+  def __next__(self) -> Batch:
+    if self._yielded >= self._num_batches:
+      raise StopIteration
+    self._yielded += 1
+    try:
+      b = next(self._it)
+    except StopIteration:
+      b = None
+    n = 0 if b is None else len(b["mask"])
+    if n == self._batch:
+      return b
+    pads = {
+      k: np.broadcast_to(v, (self._batch - n,) + np.shape(v))
+      for k, v in self._pad.items()
+    }
+    if b is None:
+      return {k: np.ascontiguousarray(v) for k, v in pads.items()}
+    return {k: np.concatenate([b[k], pads[k]]) for k in self._pad}
+
+
+def make_eval_iterator(
+  config: ml_collections.ConfigDict,
+  split: str | None = None,
+  *,
+  process_index: int | None = None,
+  process_count: int | None = None,
+) -> EvalIterator:
+  """Finite, deterministic, unaugmented batches of ``split`` (default
+  ``config.eval_split``) for this process.
+
+  Batches: ``image`` uint8 [B, R, R, 3], ``landmarks`` float32 [B, N, 2]
+  (network pixels), ``transform`` float32 [B, 2, 3] (original-image pixels ->
+  network pixels; invert it to map predictions back), ``index`` int32 [B]
+  (position in the split, -1 for padding), ``mask`` bool [B].
+  """
+  pi, pc = _processes(process_index, process_count)
+  batch = local_batch_size(config, pc)
+  source = prepare.get_data_source(config, split or config.eval_split)
+  n = len(source)
+  # map_with_index before slicing: the index is the position in the split.
+  ds = grain.MapDataset.source(source).map_with_index(_EvalPreprocess(config))[pi::pc]
+  num_batches = math.ceil(math.ceil(n / pc) / batch)
+  ids = ds.to_iter_dataset(_read_options(config, batch)).batch(batch)
+  return EvalIterator(
+    iter(_maybe_mp(ids, config)),
+    num_batches,
+    batch,
+    int(config.resolution),
+    markup_lib.get_markup(config.markup).num_landmarks,
+  )

@@ -1,0 +1,96 @@
+"""Shared fixtures for the data-layer tests: a stand-in face renderer, a tiny
+prebuilt hrface_synth dataset and a minimal config."""
+
+from __future__ import annotations
+
+import contextlib
+
+import cv2
+import ml_collections
+import numpy as np
+import pytest
+
+from hrface_jax.data import config as data_config
+
+# hrface_jax.data.builders (TFDS) is imported inside the fixtures so that other
+# engineers' test files do not pay for importing TFDS.
+
+SYNTH_RES = 64
+SYNTH_TRAIN = 12
+SYNTH_TEST = 5
+
+
+def fake_render_face(seed: int, resolution: int) -> dict:
+  """Stand-in for hrface_jax.data.synth.render_face with the same contract:
+  geometry depends on the seed only, landmarks are pixel-centre coordinates."""
+  rng = np.random.default_rng(seed)
+  unit = 0.2 + 0.6 * rng.random((68, 2))  # in [0, 1] of the frame's extent
+  landmarks = (unit * resolution - 0.5).astype(np.float32)
+  small = rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)
+  image = cv2.resize(small, (resolution, resolution), interpolation=cv2.INTER_LINEAR)
+  box = np.concatenate([landmarks.min(0), landmarks.max(0)]).astype(np.float32)
+  return {
+    "image": image,
+    "landmarks": landmarks,
+    "visible": np.ones(68, bool),
+    "face_box": box,
+    "pose": np.zeros(3, np.float32),
+  }
+
+
+@contextlib.contextmanager
+def patched_renderer():
+  from hrface_jax.data import builders
+
+  with pytest.MonkeyPatch.context() as mp:
+    mp.setattr(builders, "_render", fake_render_face)
+    yield
+
+
+@pytest.fixture
+def fake_synth():
+  """Builders render with :func:`fake_render_face` (in-process)."""
+  with patched_renderer():
+    yield
+
+
+def build_fake_synth(data_dir: str, resolution: int, train: int, test: int):
+  from hrface_jax.data import builders
+
+  with patched_renderer():
+    builder = builders.HrfaceSynth(
+      config=builders.synth_config(resolution, train, test),
+      data_dir=data_dir,
+      num_workers=1,
+    )
+    return builders.build(builder)
+
+
+@pytest.fixture(scope="session")
+def synth_data_dir(tmp_path_factory) -> str:
+  """A data dir holding hrface_synth r64_t12_e5 rendered by the stand-in."""
+  d = str(tmp_path_factory.mktemp("synth_data"))
+  build_fake_synth(d, SYNTH_RES, SYNTH_TRAIN, SYNTH_TEST)
+  return d
+
+
+def make_config(data_dir: str, **overrides) -> ml_collections.ConfigDict:
+  """The fields the data layer reads (as base_config has them) + overrides."""
+  config = ml_collections.ConfigDict()
+  config.markup = "ibug68"
+  config.resolution = SYNTH_RES
+  config.seed = 0
+  config.batch_size = 4
+  data_config.add_defaults(config)
+  config.data_dir = data_dir
+  config.synth_resolution = SYNTH_RES
+  config.synth_train_size = SYNTH_TRAIN
+  config.synth_test_size = SYNTH_TEST
+  config.data_threads = 2
+  for k, v in overrides.items():
+    target = config
+    *path, last = k.split(".")
+    for p in path:
+      target = target[p]
+    target[last] = v
+  return config
