@@ -12,6 +12,7 @@ images are not aliased by bilinear sampling.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping
 from typing import Any
 
@@ -135,6 +136,23 @@ def warp_image(image: Array, matrix: Array, resolution: int) -> Array:
   return out.reshape((resolution, resolution) + image.shape[2:])
 
 
+# Quantiles of N(0, 1) at (k + 0.5) / 256: a uniform random byte indexes them,
+# giving gaussian noise ~10x faster than rng.standard_normal (4K images).
+_NORMAL_QUANTILES = np.array(
+  [statistics.NormalDist().inv_cdf((k + 0.5) / 256) for k in range(256)]
+)
+
+
+def _add_gaussian_noise(image: Array, rng: np.random.Generator, sigma: float) -> Array:
+  """uint8 image + N(0, sigma^2) noise (256-level), saturating at 0 and 255."""
+  u = np.frombuffer(rng.bytes(image.size), np.uint8).reshape(image.shape)
+  noise = np.round(_NORMAL_QUANTILES * sigma)
+  # Saturating uint8 add of the positive part, subtract of the negative part.
+  up = cv2.LUT(u, np.clip(noise, 0, 255).astype(np.uint8))
+  down = cv2.LUT(u, np.clip(-noise, 0, 255).astype(np.uint8))
+  return cv2.subtract(cv2.add(image, up), down)
+
+
 def photometric(
   image: Array, rng: np.random.Generator, aug: Mapping[str, Any]
 ) -> Array:
@@ -152,8 +170,7 @@ def photometric(
     grey = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
     image = cv2.addWeighted(image, s, grey, 1.0 - s, 0.0)  # saturates to uint8
   if noise and sigma > 0:
-    n = rng.standard_normal(image.shape, dtype=np.float32) * np.float32(sigma)
-    image = np.clip(image + n, 0, 255).round().astype(np.uint8)
+    image = _add_gaussian_noise(image, rng, sigma)
   return image
 
 
