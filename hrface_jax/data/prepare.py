@@ -20,7 +20,8 @@ import sys
 from collections.abc import Sequence
 
 import ml_collections
-from absl import app, flags
+import numpy as np
+from absl import app, flags, logging
 
 from hrface_jax.data import builders
 
@@ -150,12 +151,9 @@ def summary(builder) -> str:
   skipped = dict(builder.info.metadata.get("skipped", {}) or {})
   for name, split in sorted(builder.info.splits.items()):
     src = builder.as_data_source(name)
-    shapes = sorted(
-      {
-        tuple(int(v) for v in src[i]["image_shape"][:2])
-        for i in range(min(len(src), 200))
-      }
-    )
+    # A sample (records hold whole images: 25 MB each at 4096^2).
+    sample = sorted({int(i) for i in np.linspace(0, len(src) - 1, min(len(src), 20))})
+    shapes = sorted({tuple(int(v) for v in src[i]["image_shape"][:2]) for i in sample})
     if len(shapes) <= 2:
       size = ", ".join(f"{h}x{w}" for h, w in shapes)
     else:
@@ -192,6 +190,7 @@ flags.DEFINE_integer("num_workers", None, "hrface_synth render processes.")
 
 def main(argv: Sequence[str]) -> None:
   del argv
+  logging.set_verbosity(logging.ERROR)  # TFDS's INFO lines drown the summary
   data_dir = resolve_data_dir(FLAGS.data_dir)
   base, _ = parse_dataset(FLAGS.dataset)
   name = FLAGS.dataset
