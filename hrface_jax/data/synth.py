@@ -180,9 +180,9 @@ def sample_params(seed: int) -> dict:
   p["head_top"] = u(1.05, 1.2)
   p["cheek_w"] = u(0.66, 0.77)
   p["chin_y"] = u(1.08, 1.24)
-  p["jaw_p"] = u(2.0, 3.2)
-  p["jaw_w"] = u(0.8, 1.0)
-  p["jaw_top"] = u(0.02, 0.12)
+  p["jaw_p"] = u(2.5, 3.6)
+  p["jaw_w"] = u(0.85, 1.0)
+  p["jaw_top"] = u(0.06, 0.16)
   p["eye_ix"] = u(0.14, 0.18)
   p["eye_w"] = u(0.25, 0.32)
   p["eye_tilt"] = u(-0.05, 0.15)
@@ -190,7 +190,7 @@ def sample_params(seed: int) -> dict:
   p["eye_hl"] = u(0.13, 0.2)
   p["eye_skew"] = u(-0.1, 0.1)
   p["brow_h"] = u(0.2, 0.3)
-  p["brow_len"] = u(0.95, 1.15)
+  p["brow_len"] = u(0.9, 1.08)
   p["brow_arch"] = u(0.02, 0.08)
   p["brow_thick"] = u(0.04, 0.08)
   p["nose_len"] = u(0.38, 0.5)
@@ -340,12 +340,12 @@ class _Head:
 
   def surface(self, phi, y):
     """Head-frame points of slice ``y`` (neutral) at angle ``phi`` [..., 3]."""
-    phi, y = np.broadcast_arrays(np.asarray(phi, np.float64), np.asarray(y, np.float64))
-    a = self.a(y)
+    phi, y = np.asarray(phi, np.float64), np.asarray(y, np.float64)
+    a, b, c = self.a(y), self.b(y), self.c(y)  # per slice, before broadcasting
     x = a * np.sin(phi)
     front = np.clip(np.cos(phi) * 3, 0, 1)
-    z = self.c(y) + self.b(y) * np.cos(phi) + front * self.relief(x, y)
-    return np.stack([x, self.warp_y(y), z], axis=-1)
+    z = c + b * np.cos(phi) + front * self.relief(x, y)
+    return np.stack(np.broadcast_arrays(x, self.warp_y(y), z), axis=-1)
 
   def on_surface(self, xy):
     """3D points on the face surface for neutral head-frame (x, y) [N, 2]."""
@@ -365,8 +365,7 @@ class _Head:
     dxy = np.zeros((68, 2))
     # Brows (top edge), right brow outer -> inner at image left.
     bl = p["brow_len"]
-    bx = np.array([0.60, 0.49, 0.37, 0.25, 0.13]) * np.array([bl, bl, bl, 1, 1])
-    bx[:3] += (bl - 1) * 0.0
+    bx = np.array([0.55, 0.46, 0.35, 0.24, 0.12]) * np.array([bl, bl, bl, 1, 1])
     by = -p["brow_h"] - p["brow_arch"] * np.array([-0.6, 0.4, 1.0, 0.8, 0.0])
     xy[17:22] = np.stack([-bx, by], 1)
     xy[22:27] = np.stack([bx[::-1], by[::-1]], 1)
@@ -466,6 +465,14 @@ def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
   return rr @ rp @ ry
 
 
+def _rotate(pts, rot: np.ndarray) -> np.ndarray:
+  """``pts @ rot.T`` for [..., 3] points (numpy's matmul is slow for K=3)."""
+  pts = np.asarray(pts, np.float64)
+  return (
+    pts[..., 0:1] * rot[:, 0] + pts[..., 1:2] * rot[:, 1] + pts[..., 2:3] * rot[:, 2]
+  )
+
+
 def _row_bounds(surface_fn, rows: np.ndarray, rot: np.ndarray, m: int = 721):
   """Visible angle interval [phi_l, phi_r] of each slice (silhouette points).
 
@@ -479,7 +486,7 @@ def _row_bounds(surface_fn, rows: np.ndarray, rot: np.ndarray, m: int = 721):
   yp = surface_fn(phi[None], rows[:, None] + e)
   ym = surface_fn(phi[None], rows[:, None] - e)
   n = np.cross(pp - pm, yp - ym)
-  nz = n @ rot[2]
+  nz = n[..., 0] * rot[2, 0] + n[..., 1] * rot[2, 1] + n[..., 2] * rot[2, 2]
   nz /= np.linalg.norm(n, axis=-1) + 1e-12
   i0 = np.argmax(nz, axis=1)
   j = np.arange(m)[None]
@@ -521,7 +528,7 @@ def face_geometry(seed: int) -> dict:
   rot = _rotation(p["yaw"], p["pitch"], p["roll"])
 
   def cam(pts3):
-    return np.asarray(pts3) @ rot.T
+    return _rotate(pts3, rot)
 
   # Landmarks 17..67 on the surface, expression applied in the image plane of
   # the head frame (offsets are small, so depth is taken at the neutral point).
@@ -557,6 +564,8 @@ def face_geometry(seed: int) -> dict:
   jaw[8] = 0.5 * (face_l[last] + face_r[last])
   lm3 = np.concatenate([jaw, cam(l3[17:])])
   face_outline = np.concatenate([face_l[valid], face_r[valid][::-1]])
+  low = valid & (rows > 0.4)
+  jaw_contour = np.concatenate([face_l[low], face_r[low][::-1]])
   head_outline = np.concatenate([head_l[: last + 1], head_r[: last + 1][::-1]])
 
   # Hair: an inflated copy of the upper head, possibly long.
@@ -719,6 +728,7 @@ def face_geometry(seed: int) -> dict:
     "landmarks3": lm3,
     "landmarks": to_img(lm3),
     "face_outline": to_img(face_outline),
+    "jaw_contour": to_img(jaw_contour),
     "head_outline": to_img(head_outline),
     "hair_back": to_img(hair_back),
     "hair_front": to_img(hair_front),
@@ -757,10 +767,17 @@ def _neck_surface(neck_w):
 
 def _grid_normals(pts: np.ndarray) -> np.ndarray:
   """Outward unit normals of a (rows, phi, 3) surface grid."""
-  dphi = np.gradient(pts, axis=1)
-  dy = np.gradient(pts, axis=0)
-  n = np.cross(dphi, dy)
-  return n / (np.linalg.norm(n, axis=-1, keepdims=True) + 1e-12)
+  a = np.gradient(pts, axis=1)
+  b = np.gradient(pts, axis=0)
+  n = np.stack(
+    [
+      a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1],
+      a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2],
+      a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0],
+    ],
+    -1,
+  )
+  return n / (np.sqrt((n * n).sum(-1, keepdims=True)) + 1e-12)
 
 
 def _zbuffer(head: _Head, rot, scale, origin):
@@ -784,8 +801,8 @@ def _zbuffer(head: _Head, rot, scale, origin):
   ny = len(ys)
   ys = ys[:, None]
   grid = head.surface(phi, ys)
-  pts = grid.reshape(-1, 3) @ rot.T
-  nrm = _grid_normals(grid).reshape(-1, 3) @ rot.T
+  pts = _rotate(grid.reshape(-1, 3), rot)
+  nrm = _rotate(_grid_normals(grid).reshape(-1, 3), rot)
   uv = (pts[:, :2] * scale + origin) * _G - 0.5
   ij = np.round(uv).astype(np.int64)
   ok = (ij[:, 0] >= 0) & (ij[:, 0] < _G) & (ij[:, 1] >= 0) & (ij[:, 1] < _G)
@@ -1367,7 +1384,7 @@ def render_face(seed: int, resolution: int) -> dict:
   layers = [
     ([px(g["hair_back"])], p["hair_col"]),
     ([px(g["clothes"])], p["clothes"]),
-    ([px(g["neck"])], skin * 0.8),
+    ([px(g["neck"])], skin * 0.72),
   ]
   ears = []
   for e in g["ears"]:
@@ -1384,7 +1401,7 @@ def render_face(seed: int, resolution: int) -> dict:
   for nz, ear in ears:
     if nz < 0.15:
       layers += ear
-  layers.append(([px(g["head_outline"])], skin * 0.88))
+  layers.append(([px(g["head_outline"])], skin * 0.8))
   for nz, ear in ears:
     if nz >= 0.15:
       layers += ear
@@ -1401,6 +1418,13 @@ def render_face(seed: int, resolution: int) -> dict:
       0.7,
       soft=0.2 * mr * R,
     )
+  # Shadow cast by the jaw on the neck, just outside the contour.
+  jc = px(g["jaw_contour"])
+  if len(jc) > 2:
+    out = jc - lm.mean(0)
+    out /= np.linalg.norm(out, axis=1, keepdims=True) + 1e-9
+    shadow = jc + out * 0.03 * unit
+    cv.stroke([shadow], skin * 0.25, 0.04 * unit, 0.5, soft=0.015 * unit)
   _hair_strands(cv, p, px(g["hair_front"]), px(g["hairline"]), seed)
   _brow(cv, p, lm[17:22], True, seed, 0)
   _brow(cv, p, lm[22:27], False, seed, 1)
