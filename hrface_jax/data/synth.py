@@ -338,14 +338,20 @@ class _Head:
     """Jaw drop of an open mouth (rows below the lip line move down)."""
     return y + self.drop * _smoothstep((y - self.y_mouth) / 0.1)
 
-  def surface(self, phi, y):
+  def surface(self, phi, y, relief: bool = True):
     """Head-frame points of slice ``y`` (neutral) at angle ``phi`` [..., 3]."""
     phi, y = np.asarray(phi, np.float64), np.asarray(y, np.float64)
     a, b, c = self.a(y), self.b(y), self.c(y)  # per slice, before broadcasting
     x = a * np.sin(phi)
-    front = np.clip(np.cos(phi) * 3, 0, 1)
-    z = c + b * np.cos(phi) + front * self.relief(x, y)
+    z = c + b * np.cos(phi)
+    if relief:
+      z = z + np.clip(np.cos(phi) * 3, 0, 1) * self.relief(x, y)
     return np.stack(np.broadcast_arrays(x, self.warp_y(y), z), axis=-1)
+
+  def convex(self, phi, y):
+    """The slices without relief: convex, so each has one visible interval
+    (the nose's underside facing away must not split a slice)."""
+    return self.surface(phi, y, relief=False)
 
   def on_surface(self, xy):
     """3D points on the face surface for neutral head-frame (x, y) [N, 2]."""
@@ -543,7 +549,7 @@ def face_geometry(seed: int) -> dict:
     lambda y: head.a(y) * math.sin(_PHI_EDGE), head.y_top + 0.004, y_end, 200
   )
   rows = np.unique(np.concatenate([orows, jrows]))
-  phl, phr = _row_bounds(head.surface, rows, rot, 241)
+  phl, phr = _row_bounds(head.convex, rows, rot, 241)
   fl, fr = np.maximum(phl, -_PHI_EDGE), np.minimum(phr, _PHI_EDGE)
   valid = fl < fr - 1e-3
   last = int(np.nonzero(valid)[0].max())
@@ -598,7 +604,7 @@ def face_geometry(seed: int) -> dict:
   hphi = t * _PHI_EDGE
   y_temple = p["sideburn"]
   hy = p["hairline"] + (y_temple - p["hairline"]) * np.abs(t) ** 2.2
-  bl_, br_ = _row_bounds(head.surface, hy, rot, 181)
+  bl_, br_ = _row_bounds(head.convex, hy, rot, 181)
   hphi = np.clip(hphi, bl_ + 1e-3, br_ - 1e-3)
   hairline = cam(head.surface(hphi, hy))
   top_rows = hrows[hrows <= y_temple]
