@@ -59,12 +59,15 @@ def base_config() -> ml_collections.ConfigDict:
   config.checkpoint_every_steps = 500
   config.keep_checkpoints = 2  # the last K...
   config.keep_best_checkpoints = 1  # ...plus the best by validation NME
-  config.prefetch_batches = 2
+  config.device_prefetch_batches = 2  # batches put on the devices ahead of the step
   # Multi-host: "auto" initialises jax.distributed when a cluster is detected.
   config.distributed = "auto"  # "auto" | "on" | "off"
 
   data_config.add_defaults(config)
   model_config.add_defaults(config)
+  # The coarse and regional stages crop around jittered ground truth; this is
+  # what the joint stage uses: per example, ground truth or predicted centres.
+  config.train_crop_centers = "mix"
   return config
 
 

@@ -84,4 +84,8 @@ def stage_config(
     cfg.train_crop_centers = "gt_jitter"
   elif name == "regional":
     cfg.train_crop_centers = "gt_jitter"
+  elif name == "holistic" and cfg.model_name != "holistic":
+    raise ValueError(
+      f"stage 'holistic' needs model_name='holistic', got {cfg.model_name!r}"
+    )
   return cfg

@@ -131,7 +131,7 @@ def train_step(
 
   # A non-finite loss or gradient skips the update (params stay the last good
   # ones) and records the step; the host stops the run at the next log.
-  finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(optax.global_norm(grads))
+  finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(optax.tree.norm(grads))
   keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
   new_state = state.replace(
     step=state.step + 1,
@@ -143,11 +143,12 @@ def train_step(
     ),
   )
   metrics["learning_rate"] = schedule(state.step)
-  metrics["grad_norm"] = optax.global_norm(grads)
+  metrics["grad_norm"] = optax.tree.norm(grads)
   return new_state, metrics
 
 
-def make_p_train_step(config, model, tx, stage_name: str) -> Callable:
+def make_p_train_step(config, model, tx, stage_name: str, devices=None) -> Callable:
+  """The pmapped train step of one stage, over ``devices`` (default: all local)."""
   cfg = stages.stage_config(config, stage_name)
   local_batch = config.batch_size // jax.process_count()
   step = functools.partial(
@@ -159,7 +160,7 @@ def make_p_train_step(config, model, tx, stage_name: str) -> Callable:
     schedule=optim.learning_rate_schedule(config),
     process_offset=jax.process_index() * local_batch,
   )
-  return jax.pmap(step, axis_name=AXIS, donate_argnums=(0,))
+  return jax.pmap(step, axis_name=AXIS, donate_argnums=(0,), devices=devices)
 
 
 # ----------------------------------------------------------------------------
@@ -185,8 +186,11 @@ def maybe_initialize_distributed(config: ml_collections.ConfigDict) -> None:
 def shard(batch: dict[str, np.ndarray], devices) -> dict[str, jax.Array]:
   """[B_local, ...] host arrays -> [n_devices, B_local / n, ...] on the devices."""
   n = len(devices)
+  sharding = jax.NamedSharding(
+    jax.sharding.Mesh(np.asarray(devices), (AXIS,)), jax.P(AXIS)
+  )
   return jax.tree.map(
-    lambda x: jax.device_put_sharded(list(x.reshape(n, -1, *x.shape[1:])), devices),
+    lambda x: jax.device_put(np.asarray(x).reshape(n, -1, *x.shape[1:]), sharding),
     batch,
   )
 
@@ -279,7 +283,7 @@ def train_and_evaluate(
   del state
   p_steps: dict[str, Callable] = {}
   p_predict = evaluation.make_p_predict(model)
-  prefetcher = Prefetcher(train_iter, devices, config.prefetch_batches)
+  prefetcher = Prefetcher(train_iter, devices, config.device_prefetch_batches)
 
   preempted = []
   previous_handler = signal.signal(signal.SIGTERM, lambda *_: preempted.append(True))

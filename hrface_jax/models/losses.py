@@ -1,0 +1,149 @@
+"""Losses: heatmap MSE against Gaussian targets, Wing / L1 on coordinates.
+
+:func:`loss_fn` combines them for every stage of the configured model,
+weighted by ``config.loss.*_weight``, so a training stage such as "coarse
+only" is a weight setting.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from hrface_jax import markup as markup_lib
+from hrface_jax.models import cropping
+from hrface_jax.models import heatmaps as hm
+from hrface_jax.models.regional import region_slots
+
+
+def wing_loss(x: jax.Array, w: float = 10.0, epsilon: float = 2.0) -> jax.Array:
+  """Elementwise Wing loss (Feng et al. 2018): w ln(1 + |x|/eps) if |x| < w,
+  else |x| - C with C = w - w ln(1 + w/eps) (continuous at |x| = w)."""
+  a = jnp.abs(x)
+  c = w - w * np.log1p(w / epsilon)
+  return jnp.where(a < w, w * jnp.log1p(a / epsilon), a - c)
+
+
+def _masked_mean(x: jax.Array, mask: jax.Array | None) -> jax.Array:
+  """Sum over the masked-in terms / number of ALL terms.
+
+  Dividing by the mask's count instead would make the loss depend on how a
+  batch is split across devices (the mean of per-device ratios is not the
+  global ratio), so 1 and N devices would not give the same update.
+  """
+  if mask is None:
+    return jnp.mean(x)
+  mask = jnp.broadcast_to(mask, x.shape).astype(x.dtype)
+  return jnp.sum(x * mask) / x.size
+
+
+def coordinate_loss(
+  pred: jax.Array,
+  true: jax.Array,
+  config: ml_collections.ConfigDict,
+  mask: jax.Array | None = None,
+) -> jax.Array:
+  """Wing or L1 on [..., 2] coordinates (summed over x, y; mean over points).
+
+  Errors are rescaled to pixels of a ``loss.coord_scale``-px image first.
+  """
+  lc = config.loss
+  d = (pred - true).astype(jnp.float32) * (lc.coord_scale / config.resolution)
+  if lc.coord == "wing":
+    per = wing_loss(d, lc.wing_w, lc.wing_epsilon)
+  else:
+    per = jnp.abs(d)
+  return _masked_mean(jnp.sum(per, axis=-1), mask)
+
+
+def heatmap_loss(
+  probs: jax.Array, targets: jax.Array, sigma: float, mask: jax.Array | None = None
+) -> jax.Array:
+  """MSE of [..., h, w, K] softmax heatmaps against peak-1 Gaussian targets.
+
+  Probabilities are scaled by the Gaussian's mass (so a perfect prediction
+  matches the target's shape, peak 1); the squared error is summed over
+  pixels and divided by that mass, so the loss is O(1) whatever the map size.
+  """
+  z = hm.gaussian_mass(sigma)
+  se = jnp.sum(jnp.square(probs * z - targets), axis=(-3, -2)) / z  # [..., K]
+  return _masked_mean(se, mask)
+
+
+def _targets(points: jax.Array, probs: jax.Array, sigma: float) -> jax.Array:
+  return hm.gaussian_heatmaps(points, probs.shape[-3:-1], sigma)
+
+
+def loss_fn(
+  config: ml_collections.ConfigDict,
+  outputs: dict[str, jax.Array],
+  landmarks: jax.Array,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """(total loss, metrics) of a model's ``outputs`` against ``landmarks`` [B, L, 2].
+
+  Pure. Terms (each reported as ``loss_<term>``): coarse_heatmap,
+  coarse_coord, attention_heatmap, attention_coord, regional_heatmap,
+  regional_coord (regional model); holistic_heatmap, holistic_coord.
+  ``error_px``: mean point-to-point error of the final landmarks, pixels.
+  """
+  landmarks = landmarks.astype(jnp.float32)
+  sigma = config.heatmap.sigma
+  lc = config.loss
+  terms: dict[str, jax.Array] = {}
+  metrics: dict[str, jax.Array] = {}
+  if config.model_name == "holistic":
+    probs = outputs["heatmaps"]  # [B, S, h, w, L]
+    points = hm.image_to_heatmap(landmarks, outputs["heatmap_scale"])
+    targets = _targets(points, probs, sigma)[:, None]
+    terms["holistic_heatmap"] = heatmap_loss(probs, targets, sigma)
+    terms["holistic_coord"] = coordinate_loss(
+      outputs["stack_landmarks"], landmarks[:, None], config
+    )
+  else:
+    markup = markup_lib.get_markup(config.markup)
+    # Coarse landmarks.
+    probs = outputs["coarse_heatmaps"]
+    scale = outputs["coarse_heatmap_scale"]
+    targets = _targets(hm.image_to_heatmap(landmarks, scale), probs, sigma)
+    terms["coarse_heatmap"] = heatmap_loss(probs, targets, sigma)
+    terms["coarse_coord"] = coordinate_loss(
+      outputs["coarse_landmarks"], landmarks, config
+    )
+    # Attention: a blob at each region's centre.
+    centers = cropping.region_centers_from_landmarks(landmarks, markup)
+    att = outputs["attention_maps"]
+    asig = config.heatmap.attention_sigma
+    targets = _targets(hm.image_to_heatmap(centers, scale), att, asig)
+    terms["attention_heatmap"] = heatmap_loss(att, targets, asig)
+    terms["attention_coord"] = coordinate_loss(
+      outputs["region_centers"], centers, config
+    )
+    # Regional: each region's landmarks in its crop; points the crop misses
+    # are left out (no prediction inside the crop can reach them).
+    index, mask = region_slots(markup.region_indices())
+    true = landmarks[:, index]  # [B, R, K, 2]
+    probs = outputs["regional_heatmaps"]  # [B, R, f, f, K]
+    f = probs.shape[-2]
+    local = hm.image_to_heatmap(
+      true, outputs["regional_heatmap_scale"], outputs["crop_origins"][:, :, None]
+    )
+    inside = jnp.all((local >= -0.5) & (local <= f - 0.5), axis=-1) & mask
+    targets = _targets(local, probs, sigma)
+    terms["regional_heatmap"] = heatmap_loss(probs, targets, sigma, inside)
+    terms["regional_coord"] = coordinate_loss(
+      outputs["regional_landmarks"], true, config, inside
+    )
+    metrics["regional_inside_fraction"] = jnp.sum(inside) / (
+      inside.shape[0] * mask.sum()
+    )
+    metrics["coarse_error_px"] = jnp.mean(
+      jnp.linalg.norm(outputs["coarse_landmarks"] - landmarks, axis=-1)
+    )
+  loss = sum(lc[f"{k}_weight"] * v for k, v in terms.items())
+  metrics.update({f"loss_{k}": v for k, v in terms.items()})
+  metrics["error_px"] = jnp.mean(
+    jnp.linalg.norm(outputs["landmarks"] - landmarks, axis=-1)
+  )
+  return loss, metrics

@@ -1,0 +1,135 @@
+"""Landmarks for faces in arbitrary images, from Python.
+
+    from hrface_jax import Predictor
+    predictor = Predictor.from_checkpoint("runs/quickstart")
+    faces = predictor(image_uint8)            # list of Face, largest first
+    faces[0].landmarks                        # [68, 2] in the image's pixels
+
+Each face is cut out of the full-resolution image around its box (detected,
+given, or the whole image), warped to the model's resolution, and the model's
+landmarks are mapped back to the original pixels. The jitted model is
+compiled once per input size bucket (batch of faces), then reused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from hrface_jax import checkpointing, face_detect, models
+from hrface_jax.data import augment
+
+SYNTH_FRAME_PER_FACE_BOX = 1.6
+
+
+@dataclasses.dataclass
+class Face:
+  box: np.ndarray  # [4] x0, y0, x1, y1 in image pixels (detector or given box)
+  landmarks: np.ndarray  # [L, 2] x, y in image pixels
+  confidence: np.ndarray  # [L] in [0, 1]
+
+
+def _bucket(n: int) -> int:
+  """Batch-size bucket: next power of two, so few shapes get compiled."""
+  return 1 << max(n - 1, 0).bit_length()
+
+
+class Predictor:
+  """A trained model plus the pre- and post-processing around it."""
+
+  def __init__(self, config: ml_collections.ConfigDict, params: Any):
+    self.config = config
+    self.params = jax.device_put(params)
+    self.resolution = int(config.resolution)
+    model = models.build_model(config)
+
+    def apply(params, images):
+      out = model.apply({"params": params}, images, train=False)
+      return out["landmarks"], out["confidence"]
+
+    self._apply = jax.jit(apply)
+
+  @classmethod
+  def from_checkpoint(cls, path: str) -> Predictor:
+    """From a workdir (best, else latest checkpoint) or a checkpoint step folder."""
+    config, params, _ = checkpointing.load_for_inference(path)
+    return cls(config, params)
+
+  @property
+  def box_scale(self) -> float:
+    """How much larger than the face box the network's square input is."""
+    if self.config.get("crop_to_face"):
+      return float(self.config.face_box_scale)
+    # Trained on whole synthetic frames, where the face box spans 45-80% of
+    # the side: give it faces framed the same way.
+    return SYNTH_FRAME_PER_FACE_BOX
+
+  def face_crop(
+    self, image: np.ndarray, box: np.ndarray | None
+  ) -> tuple[np.ndarray, np.ndarray]:
+    """(network image [R, R, 3], affine [2, 3] image -> network pixels).
+
+    ``box=None`` fits the whole frame (centred, aspect kept).
+    """
+    if box is None:
+      h, w = image.shape[:2]
+      matrix = augment.frame_transform(h, w, self.resolution)[:2]
+    else:
+      # A detector-style box -> the square around where the landmarks' box
+      # would be, framed as in training.
+      square = face_detect.square_face_box(box, scale=self.box_scale)
+      matrix = augment.box_transform(square, self.resolution, 1.0)[:2]
+    return augment.warp_image(image, matrix, self.resolution), matrix
+
+  def __call__(
+    self,
+    image: np.ndarray,
+    boxes: np.ndarray | None = None,
+    *,
+    whole_image: bool = False,
+  ) -> list[Face]:
+    """Landmarks of every face in ``image`` (uint8 [H, W, 3]).
+
+    Args:
+      image: the full-resolution image.
+      boxes: [K, 4] face boxes (x0, y0, x1, y1) as a face detector gives them;
+        default: detect faces.
+      whole_image: treat the whole image as one face (no detection).
+    """
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+      raise ValueError(
+        f"expected a uint8 [H, W, 3] image, got {image.dtype} {list(image.shape)}"
+      )
+    h, w = image.shape[:2]
+    if whole_image:
+      boxes = np.array([[0, 0, w - 1, h - 1]], np.float32)
+    elif boxes is None:
+      boxes = face_detect.detect_faces(image)
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    if len(boxes) == 0:
+      return []
+    crops, matrices = zip(
+      *(self.face_crop(image, None if whole_image else b) for b in boxes), strict=True
+    )
+    batch = np.zeros(
+      (_bucket(len(crops)), self.resolution, self.resolution, 3), np.uint8
+    )
+    batch[: len(crops)] = np.stack(crops)
+    landmarks, confidence = jax.device_get(self._apply(self.params, batch))
+    faces = []
+    for i, m in enumerate(matrices):
+      inv = np.linalg.inv(m[:, :2])
+      points = (landmarks[i].astype(np.float64) - m[:, 2]) @ inv.T
+      faces.append(
+        Face(
+          box=boxes[i],
+          landmarks=points.astype(np.float32),
+          confidence=np.asarray(confidence[i], np.float32),
+        )
+      )
+    return faces

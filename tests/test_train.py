@@ -1,0 +1,323 @@
+"""Training: data-parallel equivalence, exact resume, learning, config errors, guards."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from hrface_jax import checkpointing, config_lib, models, train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_config(data_dir: str, **overrides) -> ml_collections.ConfigDict:
+  """A regional model small enough to train for a few steps in seconds."""
+  c = config_lib.base_config()
+  c.resolution = 256
+  c.data_dir = data_dir
+  c.synth_train_size = 16
+  c.synth_test_size = 4
+  c.batch_size = 4
+  c.total_steps = 12
+  c.log_every_steps = 2
+  c.eval_every_steps = 1000
+  c.checkpoint_every_steps = 4
+  c.optimizer.warmup_steps = 2
+  c.coarse.input_size = 64
+  c.coarse.stem_width = 8
+  c.coarse.widths = (8, 16)
+  c.coarse.heatmap_level = 0
+  c.regional.crop_size = 64
+  c.regional.stem_stride = 2
+  c.regional.stem_widths = (8,)
+  c.regional.widths = (8, 16)
+  c.augment.enabled = True
+  for k, v in overrides.items():
+    target = c
+    *path, last = k.split(".")
+    for p in path:
+      target = target[p]
+    target[last] = v
+  return c
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> str:
+  return str(tmp_path_factory.mktemp("data"))
+
+
+def _final_params(workdir: str):
+  _, params, step = checkpointing.load_for_inference(
+    os.path.join(workdir, "checkpoints", str(12))
+  )
+  return params, step
+
+
+def test_config_validation_names_the_field(data_dir):
+  bad = tiny_config(data_dir, batch_size=3)
+  with pytest.raises(ValueError, match="batch_size=3"):
+    config_lib.validate_config(bad, num_devices=2)
+  bad = tiny_config(data_dir, **{"regional.crop_size": 512})
+  with pytest.raises(ValueError, match="regional.crop_size"):
+    config_lib.validate_config(bad, num_devices=1)
+  bad = tiny_config(data_dir, stages=(("coarse", 0.5), ("warmup", 0.5)))
+  with pytest.raises(ValueError, match="'warmup'"):
+    config_lib.validate_config(bad, num_devices=1)
+  bad = tiny_config(data_dir, total_steps=0)
+  with pytest.raises(ValueError, match="total_steps"):
+    config_lib.validate_config(bad, num_devices=1)
+  config_lib.validate_config(tiny_config(data_dir), num_devices=2)
+
+
+def test_cli_rejects_unknown_config_key_before_compiling(tmp_path):
+  t0 = time.time()
+  r = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "hrface_jax.train",
+      "--config=configs/quickstart.py",
+      f"--workdir={tmp_path / 'w'}",
+      "--config.no_such_field=3",
+    ],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
+  assert r.returncode != 0
+  assert "no_such_field" in r.stderr
+  assert not (tmp_path / "w" / "checkpoints").exists()
+  assert time.time() - t0 < 60
+
+
+def test_cli_rejects_batch_not_divisible_by_devices(tmp_path):
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  r = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "hrface_jax.train",
+      "--config=configs/quickstart.py",
+      f"--workdir={tmp_path / 'w'}",
+      "--config.batch_size=5",
+    ],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=120,
+    env=env,
+  )
+  assert r.returncode == 1, r.stderr
+  assert "batch_size=5" in r.stderr and "2 local devices" in r.stderr
+
+
+_TWO_DEVICE_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import jax, jax.numpy as jnp, numpy as np
+    from flax import jax_utils
+    sys.path.insert(0, {tests!r})
+    from test_train import tiny_config
+    from hrface_jax import models, optim, train
+    from hrface_jax.data import synth
+    from hrface_jax.train_state import create_train_state
+
+    config = tiny_config({data_dir!r}, batch_size=4)
+    # Some gradients are exactly zero in exact arithmetic (a constant bias
+    # before a softmax); Adam with a tiny eps turns their float noise into
+    # +-lr steps. A larger eps keeps noise-sized gradients noise-sized.
+    config.optimizer.eps = 1e-3
+    assert jax.local_device_count() == 2
+    model = models.build_model(config)
+    tx = optim.make_optimizer(config)
+    rng = jax.random.PRNGKey(0)
+    state = create_train_state(train.init_params(config, model, rng), tx, rng)
+    faces = [synth.render_face(s, 256) for s in range(4)]
+    batch = {{"image": np.stack([f["image"] for f in faces]),
+              "landmarks": np.stack([f["landmarks"] for f in faces])}}
+    out = {{}}
+    for stage in ("joint",):  # GT, predicted and mixed crop centres
+      results = []
+      for n in (1, 2):
+        devices = jax.local_devices()[:n]
+        step = train.make_p_train_step(config, model, tx, stage, devices=devices)
+        p_state = jax_utils.replicate(state, devices)
+        for _ in range(2):
+          p_state, metrics = step(p_state, train.shard(batch, devices))
+        results.append(jax.device_get(jax_utils.unreplicate(p_state).params))
+      diffs = jax.tree.leaves(jax.tree.map(lambda a, b: float(np.max(np.abs(a - b))),
+                                           *results))
+      moved = jax.tree.leaves(jax.tree.map(lambda a, b: float(np.max(np.abs(a - b))),
+                                           results[0], jax.device_get(state.params)))
+      out[stage] = {{"max_diff": max(diffs), "max_moved": max(moved)}}
+    print(json.dumps(out))
+""")
+
+
+def test_one_and_two_devices_give_the_same_update(tmp_path, data_dir):
+  script = tmp_path / "two_devices.py"
+  script.write_text(
+    _TWO_DEVICE_SCRIPT.format(tests=os.path.join(REPO, "tests"), data_dir=data_dir)
+  )
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  r = subprocess.run(
+    [sys.executable, str(script)],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=600,
+    env=env,
+  )
+  assert r.returncode == 0, r.stderr[-3000:]
+  result = json.loads(r.stdout.strip().splitlines()[-1])
+  for stage, d in result.items():
+    assert d["max_moved"] > 1e-4, (stage, d)  # the update did something
+    assert d["max_diff"] < 1e-5 * max(1.0, d["max_moved"]) + 2e-6, (stage, d)
+
+
+def test_loss_decreases_on_a_tiny_synthetic_set(tmp_path, data_dir):
+  config = tiny_config(
+    data_dir,
+    total_steps=40,
+    log_every_steps=5,
+    eval_every_steps=40,
+    checkpoint_every_steps=40,
+    stages=(("regional", 1.0),),
+    learning_rate=3e-3,
+  )
+  config.augment.enabled = False
+  result = train.train_and_evaluate(config, str(tmp_path / "w"))
+  records = [json.loads(x) for x in open(tmp_path / "w" / "metrics.jsonl")]
+  losses = [r["loss"] for r in records if "loss" in r]
+  assert len(losses) == 8
+  assert np.mean(losses[-2:]) < 0.9 * np.mean(losses[:2]), losses
+  assert {"step", "loss", "learning_rate", "images_per_second"} <= set(records[0])
+  assert "nme_inter_ocular" in result and np.isfinite(result["nme_inter_ocular"])
+  assert any("nme_inter_ocular" in r for r in records)
+  saved = json.load(open(tmp_path / "w" / "config.json"))
+  assert saved["total_steps"] == 40
+
+
+def test_non_finite_loss_stops_with_the_step(tmp_path, data_dir, monkeypatch):
+  real_loss = models.loss_fn
+
+  def poisoned(cfg, outputs, landmarks):
+    loss, metrics = real_loss(cfg, outputs, landmarks)
+    return loss * jnp.nan, metrics
+
+  monkeypatch.setattr(models, "loss_fn", poisoned)
+  config = tiny_config(data_dir, total_steps=6, log_every_steps=3)
+  with pytest.raises(train.NonFiniteLossError, match="non-finite at step 0"):
+    train.train_and_evaluate(config, str(tmp_path / "w"))
+  assert checkpointing.Checkpointer(str(tmp_path / "w")).latest_step() is None
+
+
+def _train_cmd(tmp_path, workdir, data_dir, **overrides) -> list[str]:
+  """The train CLI on a config file that returns tiny_config(**overrides)."""
+  path = tmp_path / "tiny_config.py"
+  path.write_text(
+    textwrap.dedent(f"""
+      import sys
+      sys.path.insert(0, {os.path.join(REPO, "tests")!r})
+      from test_train import tiny_config
+
+      def get_config():
+        return tiny_config({data_dir!r}, **{overrides!r})
+  """)
+  )
+  return [
+    sys.executable,
+    "-m",
+    "hrface_jax.train",
+    f"--config={path}",
+    f"--workdir={workdir}",
+  ]
+
+
+@pytest.mark.slow
+def test_killed_and_resumed_run_ends_with_the_same_params(tmp_path, data_dir):
+  overrides = dict(
+    checkpoint_every_steps=2,
+    stages=(("coarse", 0.25), ("regional", 0.25), ("joint", 0.5)),
+  )
+  env = dict(os.environ, PYTHONUNBUFFERED="1")
+  straight = tmp_path / "straight"
+  r = subprocess.run(
+    _train_cmd(tmp_path, straight, data_dir, **overrides),
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=600,
+    env=env,
+  )
+  assert r.returncode == 0, r.stderr[-3000:]
+
+  killed = tmp_path / "killed"
+  proc = subprocess.Popen(
+    _train_cmd(tmp_path, killed, data_dir, **overrides),
+    cwd=REPO,
+    env=env,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+  )
+  deadline = time.time() + 300
+  while time.time() < deadline:  # kill -9 once a checkpoint mid-run is done
+    ckpt = killed / "checkpoints"
+    if ckpt.exists() and any(
+      p.name.isdigit() and 4 <= int(p.name) < 12 for p in ckpt.iterdir()
+    ):
+      break
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  r = subprocess.run(
+    _train_cmd(tmp_path, killed, data_dir, **overrides),
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=600,
+    env=env,
+  )
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert "resuming at step" in r.stdout
+
+  a, step_a = _final_params(str(straight))
+  b, step_b = _final_params(str(killed))
+  assert step_a == step_b == 12
+  diffs = jax.tree.leaves(jax.tree.map(lambda x, y: float(np.max(np.abs(x - y))), a, b))
+  assert max(diffs) < 1e-6
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_and_exits(tmp_path, data_dir):
+  env = dict(os.environ, PYTHONUNBUFFERED="1")
+  cmd = _train_cmd(
+    tmp_path,
+    tmp_path / "w",
+    data_dir,
+    total_steps=100000,
+    checkpoint_every_steps=100000,
+  )
+  proc = subprocess.Popen(
+    cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+  )
+  for line in proc.stdout:  # wait until training is under way
+    if line.startswith("step "):
+      break
+  proc.send_signal(signal.SIGTERM)
+  out = proc.stdout.read()
+  assert proc.wait(timeout=300) == 143
+  assert "SIGTERM: saved a checkpoint" in out
+  step = checkpointing.Checkpointer(str(tmp_path / "w")).latest_step()
+  assert step is not None and step >= 2
