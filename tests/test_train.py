@@ -1,4 +1,4 @@
-"""Training: data-parallel equivalence, exact resume, learning, config errors, guards."""
+"""Training: data-parallel equivalence, exact resume, learning, config errors."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from hrface_jax import checkpointing, config_lib, models, train
+from hrface_jax import checkpointing, config_lib, models, trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -129,7 +129,7 @@ _TWO_DEVICE_SCRIPT = textwrap.dedent("""
     from flax import jax_utils
     sys.path.insert(0, {tests!r})
     from test_train import tiny_config
-    from hrface_jax import models, optim, train
+    from hrface_jax import models, optim, trainer as train
     from hrface_jax.data import synth
     from hrface_jax.train_state import create_train_state
 
@@ -197,7 +197,7 @@ def test_loss_decreases_on_a_tiny_synthetic_set(tmp_path, data_dir):
     learning_rate=3e-3,
   )
   config.augment.enabled = False
-  result = train.train_and_evaluate(config, str(tmp_path / "w"))
+  result = trainer.train_and_evaluate(config, str(tmp_path / "w"))
   records = [json.loads(x) for x in open(tmp_path / "w" / "metrics.jsonl")]
   losses = [r["loss"] for r in records if "loss" in r]
   assert len(losses) == 8
@@ -218,8 +218,8 @@ def test_non_finite_loss_stops_with_the_step(tmp_path, data_dir, monkeypatch):
 
   monkeypatch.setattr(models, "loss_fn", poisoned)
   config = tiny_config(data_dir, total_steps=6, log_every_steps=3)
-  with pytest.raises(train.NonFiniteLossError, match="non-finite at step 0"):
-    train.train_and_evaluate(config, str(tmp_path / "w"))
+  with pytest.raises(trainer.NonFiniteLossError, match="non-finite at step 0"):
+    trainer.train_and_evaluate(config, str(tmp_path / "w"))
   assert checkpointing.Checkpointer(str(tmp_path / "w")).latest_step() is None
 
 

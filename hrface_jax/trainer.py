@@ -1,0 +1,364 @@
+"""The training loop (library side of ``python -m hrface_jax.train``).
+
+Data parallel over all local devices with ``jax.pmap`` (gradients averaged
+with ``lax.pmean``), multi-host through ``jax.distributed``. Resumes from the
+workdir's latest checkpoint, continuing the same data order; SIGTERM saves a
+checkpoint and exits.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+from flax import jax_utils
+
+from hrface_jax import checkpointing, config_lib, evaluation, models, optim, stages
+from hrface_jax import markup as markup_lib
+from hrface_jax.data import pipeline
+from hrface_jax.train_state import TrainState, create_train_state
+from hrface_jax.writers import MetricWriter
+
+AXIS = "batch"  # the pmap axis: devices on this host
+
+
+class NonFiniteLossError(RuntimeError):
+  pass
+
+
+# ----------------------------------------------------------------------------
+# The step functions (pure; pmapped below).
+# ----------------------------------------------------------------------------
+
+
+def _example_keys(rng: jax.Array, step: jax.Array, first_index: jax.Array, n: int):
+  """One PRNG key per example, from its global index in the batch.
+
+  Keys depend on (step, global example index) only, so the same global batch
+  gets the same randomness on 1 device or N.
+  """
+  step_key = jax.random.fold_in(rng, step)
+  return jax.vmap(lambda i: jax.random.fold_in(step_key, i))(
+    first_index + jnp.arange(n)
+  )
+
+
+def train_crop_centers(
+  cfg: ml_collections.ConfigDict,
+  markup: markup_lib.Markup,
+  landmarks: jax.Array,
+  keys: jax.Array,
+) -> jax.Array | None:
+  """Crop centres for a training batch: jittered ground truth, predicted, or a mix.
+
+  Returns None to let the model use its own attention (predicted centres).
+  """
+  mode = cfg.train_crop_centers
+  if cfg.model_name != "regional" or mode == "predicted":
+    return None
+  centers = models.region_centers_from_landmarks(landmarks, markup)
+  jitter = jax.vmap(lambda k: models.crop_center_jitter(k, cfg, centers.shape[1:]))(
+    keys
+  )
+  centers = centers + jitter
+  if mode == "gt_jitter":
+    return centers
+  if mode == "mix":
+    # The model mixes per example: NaN marks "use the predicted centre".
+    use_gt = jax.vmap(
+      lambda k: jax.random.bernoulli(
+        jax.random.fold_in(k, 1), cfg.train_crop_mix_gt_fraction
+      )
+    )(keys)
+    return jnp.where(use_gt[:, None, None], centers, jnp.nan)
+  raise ValueError(f"config.train_crop_centers={mode!r}")
+
+
+def train_step(
+  state: TrainState,
+  batch: dict[str, jax.Array],
+  *,
+  model: Any,
+  tx: optax.GradientTransformation,
+  cfg: ml_collections.ConfigDict,
+  markup: markup_lib.Markup,
+  schedule: optax.Schedule,
+  process_offset: int,
+) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One update on this device's share of the global batch."""
+  n = batch["image"].shape[0]
+  first = process_offset + jax.lax.axis_index(AXIS) * n
+  keys = _example_keys(state.rng, state.step, first, n)
+  crop_centers = train_crop_centers(cfg, markup, batch["landmarks"], keys)
+
+  def loss_of(params):
+    outputs = model.apply(
+      {"params": params}, batch["image"], crop_centers=crop_centers, train=True
+    )
+    return models.loss_fn(cfg, outputs, batch["landmarks"])
+
+  (loss, metrics), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params)
+  # Per-device means over equal shares: their mean is the global-batch mean.
+  grads = jax.lax.pmean(grads, AXIS)
+  metrics = jax.lax.pmean({"loss": loss, **metrics}, AXIS)
+
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  decay = cfg.optimizer.ema_decay
+  ema = (
+    params
+    if decay == 0
+    else jax.tree.map(
+      lambda e, p: decay * e + (1 - decay) * p, state.ema_params, params
+    )
+  )
+
+  # A non-finite loss or gradient skips the update (params stay the last good
+  # ones) and records the step; the host stops the run at the next log.
+  finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(optax.tree.norm(grads))
+  keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
+  new_state = state.replace(
+    step=state.step + 1,
+    params=keep(params, state.params),
+    opt_state=keep(opt_state, state.opt_state),
+    ema_params=keep(ema, state.ema_params),
+    first_nonfinite_step=jnp.where(
+      ~finite & (state.first_nonfinite_step < 0), state.step, state.first_nonfinite_step
+    ),
+  )
+  metrics["learning_rate"] = schedule(state.step)
+  metrics["grad_norm"] = optax.tree.norm(grads)
+  return new_state, metrics
+
+
+def make_p_train_step(config, model, tx, stage_name: str, devices=None) -> Callable:
+  """The pmapped train step of one stage, over ``devices`` (default: all local)."""
+  cfg = stages.stage_config(config, stage_name)
+  local_batch = config.batch_size // jax.process_count()
+  step = functools.partial(
+    train_step,
+    model=model,
+    tx=tx,
+    cfg=cfg,
+    markup=markup_lib.get_markup(config.markup),
+    schedule=optim.learning_rate_schedule(config),
+    process_offset=jax.process_index() * local_batch,
+  )
+  return jax.pmap(step, axis_name=AXIS, donate_argnums=(0,), devices=devices)
+
+
+# ----------------------------------------------------------------------------
+# Host-side helpers.
+# ----------------------------------------------------------------------------
+
+
+def maybe_initialize_distributed(config: ml_collections.ConfigDict) -> None:
+  """jax.distributed.initialize() when asked to, or when a cluster is detected."""
+  if config.distributed == "off":
+    return
+  env = os.environ
+  detected = (
+    "JAX_COORDINATOR_ADDRESS" in env
+    or int(env.get("SLURM_NTASKS", "1")) > 1
+    or int(env.get("OMPI_COMM_WORLD_SIZE", "1")) > 1
+    or "," in env.get("TPU_WORKER_HOSTNAMES", "")
+  )
+  if config.distributed == "on" or detected:
+    jax.distributed.initialize()
+
+
+def shard(batch: dict[str, np.ndarray], devices) -> dict[str, jax.Array]:
+  """[B_local, ...] host arrays -> [n_devices, B_local / n, ...] on the devices."""
+  n = len(devices)
+  sharding = jax.NamedSharding(
+    jax.sharding.Mesh(np.asarray(devices), (AXIS,)), jax.P(AXIS)
+  )
+  return jax.tree.map(
+    lambda x: jax.device_put(np.asarray(x).reshape(n, -1, *x.shape[1:]), sharding),
+    batch,
+  )
+
+
+class Prefetcher:
+  """Puts the next batches on the devices ahead of time, remembering, for each,
+  the input-iterator state from before it was read: the state a checkpoint at
+  that step must save for an exact resume."""
+
+  def __init__(self, iterator, devices, size: int):
+    self._it, self._devices, self._size = iterator, devices, max(size, 1)
+    self._queue: collections.deque = collections.deque()
+
+  def _fill(self):
+    while len(self._queue) < self._size:
+      state = self._it.get_state()
+      self._queue.append((state, shard(next(self._it), self._devices)))
+
+  def next(self) -> dict[str, jax.Array]:
+    self._fill()
+    return self._queue.popleft()[1]
+
+  def state_for_next(self) -> dict:
+    """Iterator state that makes the next batch returned the first one read."""
+    return self._queue[0][0] if self._queue else self._it.get_state()
+
+
+def _format_eta(seconds: float) -> str:
+  seconds = int(seconds)
+  h, rem = divmod(seconds, 3600)
+  m, s = divmod(rem, 60)
+  return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+def init_params(config: ml_collections.ConfigDict, model, rng: jax.Array):
+  images = jnp.zeros((1, config.resolution, config.resolution, 3), jnp.uint8)
+  return jax.jit(lambda r: model.init(r, images, train=False))(rng)["params"]
+
+
+# ----------------------------------------------------------------------------
+# The loop.
+# ----------------------------------------------------------------------------
+
+
+def train_and_evaluate(
+  config: ml_collections.ConfigDict, workdir: str
+) -> dict[str, float]:
+  """Trains (or resumes) in ``workdir``; returns the last validation metrics."""
+  devices = jax.local_devices()
+  config_lib.validate_config(
+    config, num_devices=len(devices), num_processes=jax.process_count()
+  )
+  config = ml_collections.ConfigDict(config.to_dict())  # detach from flags
+  is_main = jax.process_index() == 0
+  os.makedirs(workdir, exist_ok=True)
+  if is_main:
+    evaluation.write_json(os.path.join(workdir, "config.json"), config.to_dict())
+  writer = MetricWriter(workdir, enabled=is_main)
+  stage_list = stages.schedule(config)
+
+  model = models.build_model(config)
+  tx = optim.make_optimizer(config)
+  rng = jax.random.PRNGKey(config.seed)
+  params_rng, state_rng = jax.random.split(rng)
+  state = create_train_state(init_params(config, model, params_rng), tx, state_rng)
+  num_params = sum(x.size for x in jax.tree.leaves(state.params))
+
+  checkpointer = checkpointing.Checkpointer(
+    workdir, keep_last=config.keep_checkpoints, keep_best=config.keep_best_checkpoints
+  )
+  train_iter = pipeline.make_train_iterator(config)
+  latest = checkpointer.latest_step()
+  if latest is not None:
+    host_state, data_state = checkpointer.restore(latest, jax.device_get(state))
+    state = jax.tree.map(jnp.asarray, host_state)
+    train_iter.set_state(data_state)
+    logging.info("Resumed from %s at step %d", checkpointer.directory, latest)
+  start_step = int(state.step)
+  if is_main:
+    print(
+      f"hrface_jax.train: {config.model_name} model, {num_params / 1e6:.2f}M "
+      f"params, resolution {config.resolution}, global batch {config.batch_size} "
+      f"on {jax.device_count()} device(s) x {jax.process_count()} process(es); "
+      f"stages {[(s.name, s.start_step, s.end_step) for s in stage_list]}; "
+      f"{'resuming at step ' + str(start_step) if start_step else 'from scratch'}",
+      flush=True,
+    )
+
+  p_state = jax_utils.replicate(state, devices)
+  del state
+  p_steps: dict[str, Callable] = {}
+  p_predict = evaluation.make_p_predict(model)
+  prefetcher = Prefetcher(train_iter, devices, config.device_prefetch_batches)
+
+  preempted = []
+  previous_handler = signal.signal(signal.SIGTERM, lambda *_: preempted.append(True))
+
+  def save(step: int, metrics: dict | None = None):
+    host_state = jax.device_get(jax_utils.unreplicate(p_state))
+    checkpointer.save(step, host_state, prefetcher.state_for_next(), config, metrics)
+
+  last_eval: dict[str, float] = {}
+  pending: list[dict] = []
+  t_log, step_log = time.perf_counter(), start_step
+  t_start = time.perf_counter()
+  step = start_step
+  try:
+    while step < config.total_steps:
+      stage = stages.stage_at(stage_list, step)
+      if stage.name not in p_steps:
+        p_steps[stage.name] = make_p_train_step(config, model, tx, stage.name)
+      p_state, p_metrics = p_steps[stage.name](p_state, prefetcher.next())
+      pending.append(p_metrics)
+      step += 1
+
+      if step % config.log_every_steps == 0 or step == config.total_steps:
+        host = jax.device_get(pending)
+        pending = []
+        bad = int(jax.device_get(p_state.first_nonfinite_step[0]))
+        if bad >= 0:
+          raise NonFiniteLossError(
+            f"training loss became non-finite at step {bad} (stage {stage.name}); "
+            f"that update was skipped and training stopped. The last good "
+            f"checkpoint is step {checkpointer.latest_step()} in "
+            f"{checkpointer.directory}. Lower config.learning_rate or check the data."
+          )
+        summary = {k: float(np.mean([m[k][0] for m in host])) for k in host[0]}
+        now = time.perf_counter()
+        ips = (step - step_log) * config.batch_size / (now - t_log)
+        eta = (config.total_steps - step) * (now - t_log) / max(step - step_log, 1)
+        t_log, step_log = now, step
+        summary["images_per_second"] = ips
+        writer.write(step, summary, stage=stage.name)
+        if is_main:
+          print(
+            f"step {step}/{config.total_steps} [{stage.name}] "
+            f"loss {summary['loss']:.4f} lr {summary['learning_rate']:.2e} "
+            f"{ips:.1f} img/s ETA {_format_eta(eta)}",
+            flush=True,
+          )
+
+      if step % config.eval_every_steps == 0 or step == config.total_steps:
+        last_eval = evaluation.evaluate_during_training(
+          config, p_predict, p_state.ema_params
+        )
+        writer.write(step, last_eval, stage=stage.name)
+        if is_main:
+          print(
+            f"step {step}: validation nme_inter_ocular "
+            f"{last_eval['nme_inter_ocular']:.4f} on "
+            f"{int(last_eval['num_images'])} {config.eval_split} images",
+            flush=True,
+          )
+        save(step, last_eval)
+      elif step % config.checkpoint_every_steps == 0 or step == config.total_steps:
+        save(step)
+
+      if preempted:
+        if checkpointer.latest_step() != step:
+          save(step)
+        checkpointer.wait()
+        if is_main:
+          print(f"SIGTERM: saved a checkpoint at step {step}; exiting.", flush=True)
+        sys.exit(143)
+  finally:
+    checkpointer.close()
+    writer.close()
+    signal.signal(signal.SIGTERM, previous_handler)
+  if is_main:
+    print(
+      f"done: {step - start_step} steps in "
+      f"{_format_eta(time.perf_counter() - t_start)}; workdir {workdir}",
+      flush=True,
+    )
+  return last_eval
