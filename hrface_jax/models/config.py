@@ -1,7 +1,279 @@
-"""Model config defaults (owned by the model layer)."""
+"""Model config defaults (owned by the model layer) and their validation.
+
+Every model field lives here with a default that gives a *small* model: it
+trains on 256-512 px synthetic faces to a visible result in minutes on a
+laptop CPU. ``configs/regional.py:gpu`` and ``configs/holistic.py:gpu`` widen it.
+
+Per-resolution settings of the regional model are a readable table of
+``(resolution, crop_size, stem_stride)`` rows, in full-resolution pixels;
+``regional.crop_size`` / ``regional.stem_stride`` override the table when > 0.
+"""
+
+from __future__ import annotations
 
 import ml_collections
 
+from hrface_jax import markup as markup_lib
+
+MODEL_NAMES = ("regional", "holistic")
+CENTER_MODES = ("gt_jitter", "predicted", "mix")
+
+# (resolution, crop_size, stem_stride). Crops are 3/4 of the image side: the
+# largest region (a jaw side, from the ear to the chin) spans up to ~0.6 of the
+# side for a face box of 80% of the side, plus jitter / coarse-centre error.
+# The stem stride grows with the resolution so every crop becomes the same
+# 32x32 feature map (crop / stride): memory after the stem is constant.
+CROP_TABLE = (
+  (256, 192, 6),
+  (512, 384, 12),
+  (1024, 768, 24),
+  (2048, 1536, 48),
+  (4096, 3072, 96),
+)
+# Twice the feature-map side (48x48 -> finer heatmaps), for GPUs.
+CROP_TABLE_FINE = (
+  (256, 192, 4),
+  (512, 384, 8),
+  (1024, 768, 16),
+  (2048, 1536, 32),
+  (4096, 3072, 64),
+)
+
 
 def add_defaults(config: ml_collections.ConfigDict) -> None:
-  del config
+  """Adds every model field with its default (small, CPU-friendly) value."""
+  config.compute_dtype = "float32"  # "float32" | "bfloat16" (params stay float32)
+  # Holistic model: longer image side it sees (0 = full resolution).
+  config.input_resolution = 0
+
+  config.heatmap = ml_collections.ConfigDict(
+    dict(
+      sigma=1.5,  # Gaussian target std, in heatmap pixels
+      attention_sigma=3.0,  # the same for the region attention maps
+      temperature=0.1,  # spatial softmax temperature: softmax(logits / T)
+    )
+  )
+
+  config.coarse = ml_collections.ConfigDict(
+    dict(
+      input_size=256,  # the whole image is area-downsampled to this, on device
+      stem_stride=4,  # space-to-depth stem
+      stem_width=16,
+      widths=(16, 32, 48, 64),  # encoder-decoder levels at strides 4, 8, 16, 32
+      blocks=1,  # residual blocks per level
+      # Level the heads read (stride stem_stride * 2**level): 64x64 maps.
+      heatmap_level=0,
+      center_source="attention",  # "attention" | "landmarks" (mean of coarse)
+    )
+  )
+
+  config.regional = ml_collections.ConfigDict(
+    dict(
+      crop_table=CROP_TABLE,
+      crop_size=0,  # > 0 overrides the table (full-resolution pixels)
+      stem_stride=0,  # > 0 overrides the table; must divide crop_size
+      # Channels of the space-to-depth stem stages (stage i uses stem_widths[i],
+      # the last one repeats: a stride of 64 has stages 4, 4, 4).
+      stem_widths=(16, 32),
+      widths=(16, 32, 48),  # encoder-decoder levels after the stem
+      blocks=1,
+      share_trunk=False,  # True: one trunk, per-region heads; False: per region
+      # Bilinear sub-pixel crops: the crop moves smoothly with its centre, so
+      # gradients reach the attention maps (hard crops stop them).
+      differentiable_crop=False,
+      remat_stem=True,  # recompute the stem in the backward pass (saves memory)
+      pad_value=0,  # uint8 value outside the image
+    )
+  )
+
+  config.holistic = ml_collections.ConfigDict(
+    dict(
+      stem_width=32,  # stride-2 stage; the hourglasses run at stride 4
+      width=64,
+      levels=4,  # hourglass depth: strides 4, 8, 16, 32
+      stacks=2,  # intermediate supervision on every stack's heatmaps
+      blocks=1,
+    )
+  )
+
+  # Crop centres while training: jittered ground truth, predicted by the
+  # attention, or per example a mix of both.
+  config.train_crop_centers = "gt_jitter"
+  config.train_crop_jitter = 0.03  # uniform +-, as a fraction of the image side
+  config.train_crop_mix_gt_fraction = 0.5  # "mix": P(ground truth) per example
+
+  config.loss = ml_collections.ConfigDict(
+    dict(
+      heatmap="mse",  # "mse" (Gaussian targets) | "ce" (KL to the target)
+      coord="wing",  # "wing" | "l1"
+      wing_w=10.0,
+      wing_epsilon=2.0,
+      # Coordinate errors are measured in pixels of a coord_scale-px version
+      # of the image, so the Wing parameters mean the same at every resolution.
+      coord_scale=256.0,
+      coarse_heatmap_weight=1.0,
+      coarse_coord_weight=1.0,
+      attention_heatmap_weight=1.0,
+      attention_coord_weight=1.0,
+      regional_heatmap_weight=1.0,
+      regional_coord_weight=1.0,
+      holistic_heatmap_weight=1.0,
+      holistic_coord_weight=1.0,
+    )
+  )
+
+
+def regional_crop(config: ml_collections.ConfigDict) -> tuple[int, int]:
+  """(crop_size, stem_stride) for ``config.resolution`` (table or overrides)."""
+  row = {int(r[0]): (int(r[1]), int(r[2])) for r in config.regional.crop_table}
+  size, stride = row.get(int(config.resolution), (0, 0))
+  if config.regional.crop_size > 0:
+    size = int(config.regional.crop_size)
+  if config.regional.stem_stride > 0:
+    stride = int(config.regional.stem_stride)
+  if size <= 0 or stride <= 0:
+    raise ValueError(
+      f"config.resolution={config.resolution}: not in config.regional.crop_table "
+      f"(resolutions {sorted(row)}); add a row or set config.regional.crop_size "
+      "and config.regional.stem_stride"
+    )
+  return size, stride
+
+
+def stem_factors(stride: int) -> tuple[int, ...]:
+  """Splits a stem stride into space-to-depth factors, 4s first (64 -> 4,4,4)."""
+  factors, s = [], int(stride)
+  while s % 4 == 0:
+    factors.append(4)
+    s //= 4
+  p = 2
+  while s > 1:
+    while s % p == 0:
+      factors.append(p)
+      s //= p
+    p += 1
+  return tuple(factors)
+
+
+def _check(cond: bool, field: str, value, why: str) -> None:
+  if not cond:
+    raise ValueError(f"config.{field}={value!r}: {why}")
+
+
+def validate_model_config(config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming the field and why, before anything compiles."""
+  _check(
+    config.model_name in MODEL_NAMES,
+    "model_name",
+    config.model_name,
+    f"unknown model; expected one of {MODEL_NAMES}",
+  )
+  markup = markup_lib.get_markup(config.markup)
+  _check(
+    config.compute_dtype in ("float32", "bfloat16"),
+    "compute_dtype",
+    config.compute_dtype,
+    "expected 'float32' or 'bfloat16'",
+  )
+  res = config.resolution
+  _check(isinstance(res, int) and res > 0, "resolution", res, "must be > 0")
+  h = config.heatmap
+  for f in ("sigma", "attention_sigma", "temperature"):
+    _check(h[f] > 0, f"heatmap.{f}", h[f], "must be > 0")
+  loss = config.loss
+  _check(loss.coord in ("wing", "l1"), "loss.coord", loss.coord, "'wing' or 'l1'")
+  _check(loss.heatmap in ("mse", "ce"), "loss.heatmap", loss.heatmap, "'mse' or 'ce'")
+  _check(loss.wing_w > 0, "loss.wing_w", loss.wing_w, "must be > 0")
+  _check(loss.wing_epsilon > 0, "loss.wing_epsilon", loss.wing_epsilon, "must be > 0")
+  _check(loss.coord_scale > 0, "loss.coord_scale", loss.coord_scale, "must be > 0")
+  for k, v in loss.items():
+    if k.endswith("_weight"):
+      _check(v >= 0, f"loss.{k}", v, "weights must be >= 0")
+
+  if config.model_name == "regional":
+    c = config.coarse
+    n = len(c.widths)
+    _check(n >= 1, "coarse.widths", c.widths, "need at least one level")
+    _check(c.stem_stride >= 1, "coarse.stem_stride", c.stem_stride, "must be >= 1")
+    div = c.stem_stride * 2 ** (n - 1)
+    _check(
+      c.input_size > 0 and c.input_size % div == 0,
+      "coarse.input_size",
+      c.input_size,
+      f"must be a positive multiple of {div} (stem stride {c.stem_stride} x "
+      f"{n - 1} downsamplings of config.coarse.widths)",
+    )
+    _check(
+      0 <= c.heatmap_level < n,
+      "coarse.heatmap_level",
+      c.heatmap_level,
+      f"must index config.coarse.widths (0..{n - 1})",
+    )
+    _check(
+      c.center_source in ("attention", "landmarks"),
+      "coarse.center_source",
+      c.center_source,
+      "expected 'attention' or 'landmarks'",
+    )
+    _check(
+      config.train_crop_centers in CENTER_MODES,
+      "train_crop_centers",
+      config.train_crop_centers,
+      f"expected one of {CENTER_MODES}",
+    )
+    _check(
+      0 <= config.train_crop_jitter < 0.5,
+      "train_crop_jitter",
+      config.train_crop_jitter,
+      "fraction of the image side, in [0, 0.5)",
+    )
+    _check(
+      0 <= config.train_crop_mix_gt_fraction <= 1,
+      "train_crop_mix_gt_fraction",
+      config.train_crop_mix_gt_fraction,
+      "probability, in [0, 1]",
+    )
+    size, stride = regional_crop(config)
+    _check(
+      size <= res,
+      "regional.crop_size",
+      size,
+      f"crop larger than the resolution ({res})",
+    )
+    _check(
+      size % stride == 0,
+      "regional.stem_stride",
+      stride,
+      f"does not divide the crop size {size}",
+    )
+    r = config.regional
+    _check(
+      len(r.stem_widths) >= 1,
+      "regional.stem_widths",
+      r.stem_widths,
+      "need at least one width",
+    )
+    feat = size // stride
+    ndown = 2 ** (len(r.widths) - 1)
+    _check(
+      feat % ndown == 0,
+      "regional.widths",
+      r.widths,
+      f"{len(r.widths) - 1} downsamplings need the {feat}x{feat} feature map "
+      f"(crop {size} / stride {stride}) divisible by {ndown}",
+    )
+    _check(0 <= r.pad_value <= 255, "regional.pad_value", r.pad_value, "uint8 value")
+    del markup
+  else:
+    ho = config.holistic
+    _check(ho.levels >= 1, "holistic.levels", ho.levels, "must be >= 1")
+    _check(ho.stacks >= 1, "holistic.stacks", ho.stacks, "must be >= 1")
+    div = 4 * 2 ** (ho.levels - 1)
+    ir = config.input_resolution
+    _check(
+      ir == 0 or (ir > 0 and ir % div == 0),
+      "input_resolution",
+      ir,
+      f"must be 0 (full resolution) or a positive multiple of {div} "
+      f"(stride 4 x {ho.levels - 1} hourglass downsamplings)",
+    )

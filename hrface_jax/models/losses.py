@@ -59,14 +59,26 @@ def coordinate_loss(
 
 
 def heatmap_loss(
-  probs: jax.Array, targets: jax.Array, sigma: float, mask: jax.Array | None = None
+  probs: jax.Array,
+  targets: jax.Array,
+  sigma: float,
+  mask: jax.Array | None = None,
+  kind: str = "mse",
 ) -> jax.Array:
-  """MSE of [..., h, w, K] softmax heatmaps against peak-1 Gaussian targets.
+  """Loss of [..., h, w, K] softmax heatmaps against peak-1 Gaussian targets.
 
-  Probabilities are scaled by the Gaussian's mass (so a perfect prediction
-  matches the target's shape, peak 1); the squared error is summed over
-  pixels and divided by that mass, so the loss is O(1) whatever the map size.
+  "mse": probabilities are scaled by the Gaussian's mass (so a perfect
+  prediction matches the target's shape, peak 1); the squared error is summed
+  over pixels and divided by that mass: O(1) whatever the map size.
+  "ce": cross-entropy of the softmax against the normalised target (KL up to
+  a constant); its gradient w.r.t. the logits, (p - q) / T, stays strong
+  while the heatmaps are still flat, where the MSE's is ~p ~ 1 / (h w).
   """
+  if kind == "ce":
+    q = targets / jnp.maximum(jnp.sum(targets, axis=(-3, -2), keepdims=True), 1e-12)
+    ce = -jnp.sum(q * jnp.log(jnp.maximum(probs, 1e-30)), axis=(-3, -2))
+    ent = -jnp.sum(q * jnp.log(jnp.maximum(q, 1e-30)), axis=(-3, -2))
+    return _masked_mean(ce - ent, mask)  # KL(q || p): 0 when p matches q
   z = hm.gaussian_mass(sigma)
   se = jnp.sum(jnp.square(probs * z - targets), axis=(-3, -2)) / z  # [..., K]
   return _masked_mean(se, mask)
@@ -91,13 +103,14 @@ def loss_fn(
   landmarks = landmarks.astype(jnp.float32)
   sigma = config.heatmap.sigma
   lc = config.loss
+  kind = lc.heatmap
   terms: dict[str, jax.Array] = {}
   metrics: dict[str, jax.Array] = {}
   if config.model_name == "holistic":
     probs = outputs["heatmaps"]  # [B, S, h, w, L]
     points = hm.image_to_heatmap(landmarks, outputs["heatmap_scale"])
     targets = _targets(points, probs, sigma)[:, None]
-    terms["holistic_heatmap"] = heatmap_loss(probs, targets, sigma)
+    terms["holistic_heatmap"] = heatmap_loss(probs, targets, sigma, kind=kind)
     terms["holistic_coord"] = coordinate_loss(
       outputs["stack_landmarks"], landmarks[:, None], config
     )
@@ -107,7 +120,7 @@ def loss_fn(
     probs = outputs["coarse_heatmaps"]
     scale = outputs["coarse_heatmap_scale"]
     targets = _targets(hm.image_to_heatmap(landmarks, scale), probs, sigma)
-    terms["coarse_heatmap"] = heatmap_loss(probs, targets, sigma)
+    terms["coarse_heatmap"] = heatmap_loss(probs, targets, sigma, kind=kind)
     terms["coarse_coord"] = coordinate_loss(
       outputs["coarse_landmarks"], landmarks, config
     )
@@ -116,7 +129,7 @@ def loss_fn(
     att = outputs["attention_maps"]
     asig = config.heatmap.attention_sigma
     targets = _targets(hm.image_to_heatmap(centers, scale), att, asig)
-    terms["attention_heatmap"] = heatmap_loss(att, targets, asig)
+    terms["attention_heatmap"] = heatmap_loss(att, targets, asig, kind=kind)
     terms["attention_coord"] = coordinate_loss(
       outputs["region_centers"], centers, config
     )
@@ -131,7 +144,7 @@ def loss_fn(
     )
     inside = jnp.all((local >= -0.5) & (local <= f - 0.5), axis=-1) & mask
     targets = _targets(local, probs, sigma)
-    terms["regional_heatmap"] = heatmap_loss(probs, targets, sigma, inside)
+    terms["regional_heatmap"] = heatmap_loss(probs, targets, sigma, inside, kind)
     terms["regional_coord"] = coordinate_loss(
       outputs["regional_landmarks"], true, config, inside
     )

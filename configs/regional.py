@@ -1,0 +1,45 @@
+"""Attention-driven cropping (Chandran et al. 2020): coarse attention network
++ full-resolution crops + regional refinement networks.
+
+    python -m hrface_jax.train --config=configs/regional.py --workdir=runs/regional
+    python -m hrface_jax.train --config=configs/regional.py:gpu ...   # wider nets
+
+Crop size and stem stride per resolution: config.regional.crop_table, rows of
+(resolution, crop_size, stem_stride) in full-resolution pixels.
+"""
+
+from hrface_jax import config_lib
+from hrface_jax.models import config as model_config
+
+
+def get_config(variant: str = ""):
+  config = config_lib.base_config()
+  config.model_name = "regional"
+  config.stages = config_lib.REGIONAL_STAGES
+
+  # Coarse attention network: whole image area-downsampled to 256 px.
+  config.coarse.input_size = 256
+  config.coarse.center_source = "attention"
+  # Crops: 3/4 of the side, cut to 32x32 features by the stem at every size.
+  config.regional.crop_table = model_config.CROP_TABLE
+  config.regional.share_trunk = False  # per-region parameters (vmapped)
+  config.regional.differentiable_crop = False
+  # Joint stage: per example, ground-truth or predicted crop centres.
+  config.train_crop_centers = "mix"
+  config.train_crop_jitter = 0.03
+  config.heatmap.sigma = 1.5
+  config.loss.coord = "wing"
+
+  if variant == "gpu":  # wider nets, 48x48 regional features, 64x64 coarse maps
+    config.coarse.stem_stride = 2
+    config.coarse.stem_width = 32
+    config.coarse.widths = (32, 64, 128, 192)
+    config.coarse.heatmap_level = 1
+    config.coarse.blocks = 2
+    config.regional.crop_table = model_config.CROP_TABLE_FINE
+    config.regional.stem_widths = (32, 64)
+    config.regional.widths = (64, 96, 128)
+    config.regional.blocks = 2
+  elif variant:
+    raise ValueError(f"configs/regional.py: unknown variant {variant!r}; use 'gpu'")
+  return config

@@ -1,0 +1,59 @@
+"""Coarse attention network: the whole image, small, -> landmarks + region centres."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from hrface_jax.models import heatmaps as hm
+from hrface_jax.models import layers
+
+
+class CoarseNet(nn.Module):
+  """Fully convolutional encoder-decoder on the area-downsampled image.
+
+  Predicts one heatmap per landmark and one attention map per region; the
+  soft-argmax of each gives sub-pixel coordinates, returned in full-image
+  pixels.
+  """
+
+  num_landmarks: int
+  num_regions: int
+  input_size: int = 256
+  stem_stride: int = 4
+  stem_width: int = 16
+  widths: Sequence[int] = (16, 32, 48, 64)
+  blocks: int = 1
+  heatmap_level: int = 0
+  sigma: float = 1.5
+  attention_sigma: float = 3.0
+  temperature: float = 0.1
+  dtype: layers.Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, images: jax.Array) -> dict[str, jax.Array]:
+    x, scale = layers.prepare_input(images, self.input_size)
+    from hrface_jax.models.config import stem_factors  # noqa: PLC0415
+
+    factors = stem_factors(self.stem_stride)
+    x = layers.SpaceToDepthStem(factors, (self.stem_width,), dtype=self.dtype)(x)
+    x = layers.EncoderDecoder(
+      self.widths, self.blocks, self.heatmap_level, dtype=self.dtype
+    )(x)
+    # Full-image pixels per heatmap pixel (the stem, then 2 per level).
+    hm_scale = scale * self.stem_stride * 2**self.heatmap_level
+    lm_logits = layers.HeatmapHead(self.num_landmarks, self.dtype, name="landmarks")(x)
+    att_logits = layers.HeatmapHead(self.num_regions, self.dtype, name="attention")(x)
+    lm, lm_probs, lm_var = hm.soft_argmax(lm_logits, self.temperature)
+    ctr, att_probs, _ = hm.soft_argmax(att_logits, self.temperature)
+    return {
+      "coarse_landmarks": hm.heatmap_to_image(lm, hm_scale),
+      "coarse_confidence": hm.confidence_from_variance(lm_var, self.sigma),
+      "coarse_heatmaps": lm_probs,
+      "attention_maps": att_probs,
+      "region_centers": hm.heatmap_to_image(ctr, hm_scale),
+      "coarse_heatmap_scale": jnp.float32(hm_scale),
+    }

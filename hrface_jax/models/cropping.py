@@ -1,0 +1,130 @@
+"""Attention-driven cropping: static-size windows of the full-resolution image.
+
+The one crop op is :func:`crop_window` (``jax.lax.dynamic_slice`` of the
+padded image). :func:`crop_windows` vmaps it over images and regions; the
+regional network calls it per region inside a scan. The image is padded by
+:func:`crop_padding` on every side so a window stays centred on its centre
+even at the border. A window covers full-image pixels ``[x0, x0 + size)``,
+``[y0, y0 + size)``: its origin ``(x0, y0)`` is returned to map crop-local
+coordinates back (``x_full = x_crop + x0``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from hrface_jax import markup as markup_lib
+
+
+def crop_padding(size: int) -> int:
+  """Pixels of padding per side: enough for a (size + 1) window around any
+  centre inside the image (the +1 is for sub-pixel crops)."""
+  return size // 2 + 2
+
+
+def pad_image(images: jax.Array, size: int, value: int = 0) -> jax.Array:
+  """Pads [..., H, W, C] by :func:`crop_padding` on each side of H and W."""
+  p = crop_padding(size)
+  pads = [(0, 0)] * (images.ndim - 3) + [(p, p), (p, p), (0, 0)]
+  return jnp.pad(images, pads, constant_values=jnp.asarray(value, images.dtype))
+
+
+def crop_origins(
+  centers: jax.Array, size: int, image_hw: tuple[int, int], *, subpixel: bool
+) -> jax.Array:
+  """Window origins (x0, y0) [..., 2] float32 for ``centers`` [..., 2].
+
+  Hard crops round to whole pixels; sub-pixel crops keep the fraction. Origins
+  are clipped so the window stays inside the padded image (a centre far off
+  the image, e.g. from an untrained attention map, gives a border window).
+  """
+  p = crop_padding(size)
+  h, w = image_hw
+  o = centers.astype(jnp.float32) - (size - 1) / 2.0
+  if not subpixel:
+    o = jnp.floor(o + 0.5)
+  hi = jnp.array([w, h], jnp.float32) + p - size - 1
+  return jnp.clip(o, -p, hi)
+
+
+def crop_window(padded: jax.Array, origin: jax.Array, size: int, subpixel: bool):
+  """One window of the padded image [Hp, Wp, C] at full-image ``origin`` [2].
+
+  Hard: ``padded[y0+p : y0+p+size, x0+p : x0+p+size]``, same dtype (uint8).
+  Sub-pixel: a float32 bilinear resampling at the fractional origin, which
+  is differentiable with respect to ``origin``.
+  """
+  p = crop_padding(size)
+  c = padded.shape[-1]
+  base = jnp.floor(origin)
+  ix = base.astype(jnp.int32) + p
+  if not subpixel:
+    return jax.lax.dynamic_slice(padded, (ix[1], ix[0], 0), (size, size, c))
+  win = jax.lax.dynamic_slice(padded, (ix[1], ix[0], 0), (size + 1, size + 1, c))
+  win = win.astype(jnp.float32)
+  fx, fy = origin[0] - base[0], origin[1] - base[1]
+  top = win[:-1, :-1] * (1 - fx) + win[:-1, 1:] * fx
+  bottom = win[1:, :-1] * (1 - fx) + win[1:, 1:] * fx
+  return top * (1 - fy) + bottom * fy
+
+
+def crop_windows(
+  images: jax.Array,
+  centers: jax.Array,
+  size: int,
+  *,
+  pad_value: int = 0,
+  subpixel: bool = False,
+) -> tuple[jax.Array, jax.Array]:
+  """Crops [B, R, size, size, C] around ``centers`` [B, R, 2] of images [B, H, W, C].
+
+  Returns (crops, origins [B, R, 2] float32 full-image pixels).
+  """
+  h, w = images.shape[1:3]
+  origins = crop_origins(centers, size, (h, w), subpixel=subpixel)
+  padded = pad_image(images, size, pad_value)
+  per_image = jax.vmap(lambda im, o: crop_window(im, o, size, subpixel), (None, 0))
+  return jax.vmap(per_image)(padded, origins), origins
+
+
+def crop_boxes(origins: jax.Array, size: int) -> jax.Array:
+  """(x0, y0, x1, y1) [..., 4] of windows at ``origins``; x1, y1 exclusive."""
+  return jnp.concatenate([origins, origins + size], axis=-1)
+
+
+def region_centers_from_landmarks(
+  landmarks: jax.Array,
+  markup: markup_lib.Markup | str | Sequence[Sequence[int]],
+) -> jax.Array:
+  """Mean of each region's landmarks: [..., L, 2] -> [..., R, 2].
+
+  ``markup``: a Markup, its name, or the regions' landmark indices.
+  """
+  if isinstance(markup, str):
+    markup = markup_lib.get_markup(markup)
+  if isinstance(markup, markup_lib.Markup):
+    regions = markup.region_indices()
+  else:
+    regions = [np.asarray(r, np.int32) for r in markup]
+  return jnp.stack(
+    [jnp.mean(landmarks[..., idx, :], axis=-2) for idx in regions], axis=-2
+  )
+
+
+def crop_center_jitter(
+  rng: jax.Array, config: ml_collections.ConfigDict, shape: tuple[int, ...]
+) -> jax.Array:
+  """Uniform jitter of ``shape`` (e.g. [R, 2]) in full-image pixels:
+  +-``config.train_crop_jitter`` x the image side (``config.resolution``)."""
+  amount = float(config.train_crop_jitter) * float(config.resolution)
+  return jax.random.uniform(rng, shape, jnp.float32, -amount, amount)
+
+
+def jitter_centers(rng: jax.Array, centers: jax.Array, amount: float) -> jax.Array:
+  """``centers`` + uniform noise in [-amount, amount] pixels (pure)."""
+  return centers + jax.random.uniform(rng, centers.shape, jnp.float32, -amount, amount)

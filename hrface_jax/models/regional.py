@@ -1,0 +1,217 @@
+"""Regional refinement networks and the full attention-driven-cropping model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hrface_jax.models import cropping, layers
+from hrface_jax.models import heatmaps as hm
+from hrface_jax.models.coarse import CoarseNet
+
+RegionIndex = Sequence[Sequence[int]]
+
+
+def region_slots(region_index: RegionIndex) -> tuple[np.ndarray, np.ndarray]:
+  """Pads regions to K = the largest region: (index [R, K] int, mask [R, K])."""
+  k = max(len(r) for r in region_index)
+  index = np.zeros((len(region_index), k), np.int32)
+  mask = np.zeros((len(region_index), k), bool)
+  for i, r in enumerate(region_index):
+    index[i, : len(r)] = r
+    mask[i, : len(r)] = True
+  return index, mask
+
+
+def fuse_regions(
+  coords: jax.Array,
+  confidence: jax.Array,
+  region_index: RegionIndex,
+  fallback: jax.Array,
+  fallback_confidence: jax.Array,
+) -> tuple[jax.Array, jax.Array]:
+  """Per-region predictions [B, R, K, 2] -> landmarks [B, L, 2], confidence [B, L].
+
+  A landmark in several regions is the confidence-weighted mean of their
+  predictions; one in no region keeps ``fallback`` (the coarse landmark).
+  """
+  num = fallback.shape[-2]
+  index, mask = region_slots(region_index)
+  onehot = np.zeros(index.shape + (num,), np.float32)  # [R, K, L]
+  r, k = np.nonzero(mask)
+  onehot[r, k, index[r, k]] = 1.0
+  covered = onehot.sum((0, 1)) > 0
+  w = confidence + 1e-6
+  den = jnp.einsum("brk,rkl->bl", w, onehot)
+  den_safe = jnp.where(covered, den, 1.0)
+  fused = jnp.einsum("brk,rkl,brkd->bld", w, onehot, coords) / den_safe[..., None]
+  conf = jnp.einsum("brk,rkl->bl", w * confidence, onehot) / den_safe
+  return (
+    jnp.where(covered[:, None], fused, fallback),
+    jnp.where(covered, conf, fallback_confidence),
+  )
+
+
+class _CropStem(nn.Module):
+  """One region's crop, cut from the padded image and embedded by the stem."""
+
+  size: int
+  factors: Sequence[int]
+  widths: Sequence[int]
+  subpixel: bool
+  dtype: layers.Dtype
+
+  @nn.compact
+  def __call__(self, carry, padded: jax.Array, origins: jax.Array):
+    crop = jax.vmap(lambda im, o: cropping.crop_window(im, o, self.size, self.subpixel))
+    x = layers.normalize(crop(padded, origins))
+    return carry, layers.SpaceToDepthStem(self.factors, self.widths, self.dtype)(x)
+
+
+class _Trunk(nn.Module):
+  widths: Sequence[int]
+  blocks: int
+  num_outputs: int
+  dtype: layers.Dtype
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    x = layers.EncoderDecoder(self.widths, self.blocks, 0, dtype=self.dtype)(x)
+    return layers.HeatmapHead(self.num_outputs, self.dtype)(x)
+
+
+class RegionalNet(nn.Module):
+  """Crops every region out of the full-resolution image and refines it.
+
+  The stem (space-to-depth stages with stride ``stem_stride``) runs region by
+  region in a scan, rematerialised in the backward pass: full-resolution
+  pixels cost memory for one crop at a time. The rest runs on fixed-size
+  ``crop_size / stem_stride`` feature maps, all regions at once (vmap over
+  stacked per-region parameters, or a shared trunk with per-region heads).
+  """
+
+  region_index: RegionIndex
+  crop_size: int
+  stem_stride: int
+  stem_widths: Sequence[int] = (16, 32)
+  widths: Sequence[int] = (16, 32, 48)
+  blocks: int = 1
+  share_trunk: bool = False
+  differentiable_crop: bool = False
+  remat_stem: bool = True
+  pad_value: int = 0
+  sigma: float = 1.5
+  temperature: float = 0.1
+  dtype: layers.Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, images: jax.Array, centers: jax.Array) -> dict[str, jax.Array]:
+    from hrface_jax.models.config import stem_factors  # noqa: PLC0415
+
+    num_regions = len(self.region_index)
+    size = self.crop_size
+    _, k = region_slots(self.region_index)[0].shape
+    h, w = images.shape[1:3]
+    sub = self.differentiable_crop
+    origins = cropping.crop_origins(centers, size, (h, w), subpixel=sub)
+    padded = cropping.pad_image(images, size, self.pad_value)
+
+    body = nn.remat(_CropStem, prevent_cse=False) if self.remat_stem else _CropStem
+    shared = self.share_trunk
+    stem = nn.scan(
+      body,
+      variable_axes={} if shared else {"params": 0},
+      variable_broadcast="params" if shared else False,
+      split_rngs={"params": not shared},
+      in_axes=(nn.broadcast, 0),
+      length=num_regions,
+    )(
+      size,
+      stem_factors(self.stem_stride),
+      tuple(self.stem_widths),
+      sub,
+      self.dtype,
+      name="stem",
+    )
+    _, feats = stem(None, padded, jnp.swapaxes(origins, 0, 1))  # [R, B, f, f, C]
+
+    if shared:
+      r, b = feats.shape[:2]
+      x = layers.EncoderDecoder(self.widths, self.blocks, 0, self.dtype, name="trunk")(
+        feats.reshape(r * b, *feats.shape[2:])
+      )
+      x = x.reshape(r, b, *x.shape[1:])
+      logits = nn.vmap(
+        layers.HeatmapHead,
+        variable_axes={"params": 0},
+        split_rngs={"params": True},
+      )(k, self.dtype, name="heads")(x)
+    else:
+      logits = nn.vmap(
+        _Trunk,
+        variable_axes={"params": 0},
+        split_rngs={"params": True},
+      )(tuple(self.widths), self.blocks, k, self.dtype, name="trunks")(feats)
+    logits = jnp.swapaxes(logits, 0, 1)  # [B, R, f, f, K]
+
+    coords, probs, var = hm.soft_argmax(logits, self.temperature)
+    scale = size / logits.shape[-2]  # crop pixels per heatmap pixel
+    full = hm.heatmap_to_image(coords, scale, origins[:, :, None, :])
+    return {
+      "regional_landmarks": full,  # [B, R, K, 2] full-image pixels
+      "regional_confidence": hm.confidence_from_variance(var, self.sigma),
+      "regional_heatmaps": probs,  # [B, R, f, f, K]
+      "regional_heatmap_scale": jnp.float32(scale),
+      "crop_origins": origins,  # [B, R, 2]
+      "crop_boxes": cropping.crop_boxes(origins, size),
+    }
+
+
+class RegionalLandmarkModel(nn.Module):
+  """Coarse attention network -> crops at full resolution -> regional nets.
+
+  ``crop_centers`` [B, R, 2] (full-image pixels; NaN rows = use the
+  predicted centre) overrides the attention's centres, e.g. with jittered
+  ground truth while training. Without ``differentiable_crop`` the predicted
+  centres are a stop-gradient: hard crops have no gradient w.r.t. position.
+  """
+
+  coarse: CoarseNet
+  regional: RegionalNet
+  center_source: str = "attention"  # "attention" | "landmarks"
+
+  @nn.compact
+  def __call__(
+    self,
+    images: jax.Array,
+    *,
+    crop_centers: jax.Array | None = None,
+    train: bool = False,
+  ) -> dict[str, jax.Array]:
+    del train  # no dropout / batch statistics: train and eval are the same
+    out = dict(self.coarse(images))
+    if self.center_source == "landmarks":
+      pred = cropping.region_centers_from_landmarks(
+        out["coarse_landmarks"], self.regional.region_index
+      )
+    else:
+      pred = out["region_centers"]
+    if not self.regional.differentiable_crop:
+      pred = jax.lax.stop_gradient(pred)
+    centers = pred
+    if crop_centers is not None:
+      centers = jnp.where(jnp.isnan(crop_centers), pred, crop_centers)
+    out.update(self.regional(images, centers))
+    out["crop_centers"] = centers
+    out["landmarks"], out["confidence"] = fuse_regions(
+      out["regional_landmarks"],
+      out["regional_confidence"],
+      self.regional.region_index,
+      out["coarse_landmarks"],
+      out["coarse_confidence"],
+    )
+    return out

@@ -1,0 +1,172 @@
+r"""Compiled device memory and FLOPs of a model's train and inference steps.
+
+    python -m hrface_jax.profile --config=configs/regional.py \
+        --resolutions=256,512,1024,2048,4096 [--batch=1] [--json=PATH] \
+        [--config.KEY=VALUE ...]
+
+For each resolution, compiles (never runs) the train step (forward, loss_fn,
+backward, an optax Adam update) and the inference step of the configured
+model on the default backend and reports XLA's ``memory_analysis()`` (temp,
+argument and output bytes) and ``cost_analysis()`` FLOPs. Parameters and
+optimizer state are abstract (``jax.eval_shape``): a 4096^2 holistic model
+needs no memory to be measured. Prints a table; ``--json`` writes a list of
+``{model, resolution, step, batch, temp_bytes, argument_bytes, output_bytes,
+flops}`` records.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import tempfile
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from absl import app, flags
+from ml_collections import config_flags
+
+from hrface_jax import markup as markup_lib
+from hrface_jax import models
+
+_CONFIG = config_flags.DEFINE_config_file(
+  "config", None, "Model config file (configs/NAME.py).", lock_config=False
+)
+_RESOLUTIONS = flags.DEFINE_list(
+  "resolutions", ["256", "512", "1024", "2048", "4096"], "Image sides to compile."
+)
+_BATCH = flags.DEFINE_integer("batch", 1, "Images per step.")
+_JSON = flags.DEFINE_string("json", None, "Write the records here as JSON.")
+
+
+def _flops(compiled) -> float:
+  cost = compiled.cost_analysis()
+  if isinstance(cost, list | tuple):  # older JAX: one dict per computation
+    cost = cost[0] if cost else {}
+  return float((cost or {}).get("flops", -1.0))
+
+
+def _record(config, step: str, batch: int, compiled) -> dict[str, Any]:
+  mem = compiled.memory_analysis()
+  return {
+    "model": config.model_name,
+    "resolution": int(config.resolution),
+    "step": step,
+    "batch": batch,
+    "temp_bytes": int(mem.temp_size_in_bytes),
+    "argument_bytes": int(mem.argument_size_in_bytes),
+    "output_bytes": int(mem.output_size_in_bytes),
+    "flops": _flops(compiled),
+  }
+
+
+def profile_resolution(
+  config: ml_collections.ConfigDict, resolution: int, batch: int = 1
+) -> list[dict[str, Any]]:
+  """Train and inference records of ``config``'s model at ``resolution``."""
+  config = ml_collections.ConfigDict(config.to_dict())
+  config.resolution = int(resolution)
+  model = models.build_model(config)
+  markup = markup_lib.get_markup(config.markup)
+  images = jax.ShapeDtypeStruct((batch, resolution, resolution, 3), jnp.uint8)
+  landmarks = jax.ShapeDtypeStruct((batch, markup.num_landmarks, 2), jnp.float32)
+  rng = jax.ShapeDtypeStruct((2,), jnp.uint32)
+  init = functools.partial(model.init, train=False)
+  params = jax.eval_shape(init, jax.random.PRNGKey(0), images)["params"]
+  tx = optax.adam(1e-3)
+  opt_state = jax.eval_shape(tx.init, params)
+  regional = config.model_name == "regional"
+
+  def train_step(params, opt_state, images, landmarks, rng):
+    centers = None
+    if regional:  # jittered ground-truth crop centres, as in training
+      centers = models.region_centers_from_landmarks(landmarks, markup)
+      centers = centers + models.crop_center_jitter(rng, config, centers.shape)
+
+    def loss_of(p):
+      out = model.apply({"params": p}, images, crop_centers=centers, train=True)
+      return models.loss_fn(config, out, landmarks)
+
+    (loss, _), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+  def infer_step(params, images):
+    out = model.apply({"params": params}, images, train=False)
+    return out["landmarks"], out["confidence"]
+
+  train = jax.jit(train_step).lower(params, opt_state, images, landmarks, rng)
+  infer = jax.jit(infer_step).lower(params, images)
+  return [
+    _record(config, "train", batch, train.compile()),
+    _record(config, "infer", batch, infer.compile()),
+  ]
+
+
+_HEADER = (
+  f"{'model':<9} {'res':>5} {'step':<5} {'batch':>5} {'temp GiB':>9} "
+  f"{'args GiB':>9} {'out GiB':>8} {'GFLOPs':>10}"
+)
+
+
+def format_row(r: dict[str, Any]) -> str:
+  gib = 2.0**30
+  return (
+    f"{r['model']:<9} {r['resolution']:>5} {r['step']:<5} {r['batch']:>5} "
+    f"{r['temp_bytes'] / gib:>9.3f} {r['argument_bytes'] / gib:>9.3f} "
+    f"{r['output_bytes'] / gib:>8.3f} {r['flops'] / 1e9:>10.1f}"
+  )
+
+
+def format_table(records: list[dict[str, Any]]) -> str:
+  return "\n".join([_HEADER] + [format_row(r) for r in records])
+
+
+def write_json(path: str, records: list[dict[str, Any]]) -> None:
+  folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".json")
+  try:
+    with os.fdopen(fd, "w") as f:
+      json.dump(records, f, indent=2)
+    os.replace(tmp, path)
+  except BaseException:
+    os.unlink(tmp)
+    raise
+
+
+def main(argv) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  config = _CONFIG.value
+  if config is None:
+    raise app.UsageError("give --config=configs/NAME.py")
+  try:
+    resolutions = [int(r) for r in _RESOLUTIONS.value]
+  except ValueError:
+    raise app.UsageError(
+      f"--resolutions={','.join(_RESOLUTIONS.value)}: expected integers"
+    ) from None
+  print(f"backend: {jax.default_backend()} ({jax.devices()[0].device_kind})")
+  print(_HEADER, flush=True)
+  records = []
+  for res in resolutions:
+    try:
+      recs = profile_resolution(config, res, _BATCH.value)
+    except ValueError as e:  # a config that can't run at this resolution
+      print(f"resolution {res}: {e}", file=sys.stderr)
+      sys.exit(1)
+    for r in recs:
+      print(format_row(r), flush=True)
+    records.extend(recs)
+  if _JSON.value:
+    write_json(_JSON.value, records)
+    print(f"wrote {_JSON.value}")
+
+
+if __name__ == "__main__":
+  app.run(main)

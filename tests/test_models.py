@@ -1,0 +1,245 @@
+"""Models build, run (square, non-square, bf16), pass gradients; config checks."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from hrface_jax import config_lib, models
+from hrface_jax import markup as markup_lib
+from hrface_jax.models import regional as regional_lib
+
+
+def _tiny(model_name="regional", **overrides):
+  """A small config (fast on CPU) of ``model_name``."""
+  cfg = config_lib.base_config()
+  cfg.model_name = model_name
+  cfg.coarse.input_size = 64
+  cfg.coarse.stem_width = 8
+  cfg.coarse.widths = (8, 16, 16)
+  cfg.regional.stem_widths = (8,)
+  cfg.regional.widths = (8, 16)
+  cfg.holistic.stem_width = 8
+  cfg.holistic.width = 16
+  cfg.holistic.levels = 3
+  cfg.holistic.stacks = 2
+  for k, v in overrides.items():
+    node = cfg
+    *path, last = k.split(".")
+    for p in path:
+      node = node[p]
+    node[last] = v
+  return cfg
+
+
+def _small(**overrides):
+  """_tiny at 64 px with 48 px crops (stride 4): cheap gradients."""
+  base = {"resolution": 64, "regional.crop_size": 48, "regional.stem_stride": 4}
+  return _tiny(**{**base, **overrides})
+
+
+def _images(shape, seed=0):
+  return jnp.asarray(np.random.default_rng(seed).integers(0, 256, shape, np.uint8))
+
+
+def _run(cfg, images, variables=None, **kw):
+  model = models.build_model(cfg)
+  if variables is None:
+    variables = jax.jit(model.init)(jax.random.PRNGKey(0), images[:1, :64, :64])
+  out = jax.jit(functools.partial(model.apply, **kw))(variables, images)
+  return model, variables, out
+
+
+def _check_common(out, b, h, w, num):
+  assert out["landmarks"].shape == (b, num, 2)
+  assert out["landmarks"].dtype == jnp.float32
+  assert out["confidence"].shape == (b, num)
+  lm = np.asarray(out["landmarks"])
+  assert np.isfinite(lm).all()
+  # Untrained nets predict near the centre of what they see, in image pixels.
+  assert (lm[..., 0] > -1).all() and (lm[..., 0] < max(h, w)).all()
+  c = np.asarray(out["confidence"])
+  assert ((c > 0) & (c <= 1)).all()
+
+
+@pytest.fixture(scope="module")
+def regional_variables():
+  return _run(_tiny(), _images((1, 64, 64, 3)))[1]
+
+
+@pytest.mark.parametrize("shape", [(2, 256, 256, 3), (1, 200, 312, 3)])
+def test_regional_model_runs(shape, regional_variables):
+  cfg = _tiny(resolution=256)
+  b, h, w, _ = shape
+  _, _, out = _run(cfg, _images(shape), regional_variables)
+  _check_common(out, b, h, w, 68)
+  r = 7
+  assert out["coarse_landmarks"].shape == (b, 68, 2)
+  assert out["region_centers"].shape == (b, r, 2)
+  boxes = np.asarray(out["crop_boxes"])
+  size = models.regional_crop(cfg)[0]
+  assert boxes.shape == (b, r, 4)
+  np.testing.assert_allclose(boxes[..., 2] - boxes[..., 0], size)
+  # Predicted crop centres sit in the middle of their boxes.
+  mid = (boxes[..., :2] + boxes[..., 2:] - 1) / 2
+  np.testing.assert_allclose(mid, np.asarray(out["region_centers"]), atol=0.5 + 1e-3)
+  assert out["regional_heatmaps"].shape[:2] == (b, r)
+
+
+def test_holistic_model_runs():
+  # Full resolution on a square image; the usual downsampling on a
+  # non-square one (the params don't depend on either).
+  _, variables, out = _run(
+    _tiny("holistic", input_resolution=0), _images((2, 256, 256, 3))
+  )
+  _check_common(out, 2, 256, 256, 68)
+  shape = (1, 200, 312, 3)
+  _, _, out = _run(_tiny("holistic", input_resolution=64), _images(shape), variables)
+  _check_common(out, 1, 200, 312, 68)
+
+
+@pytest.mark.slow
+def test_regional_variants_and_wflw_markup():
+  cfg = _small(
+    **{
+      "regional.share_trunk": True,
+      "markup": "wflw98",
+      "coarse.center_source": "landmarks",
+    }
+  )
+  _, variables, out = _run(cfg, _images((1, 64, 64, 3)))
+  _check_common(out, 1, 64, 64, 98)
+  # Shared trunk: one set of trunk params; heads stacked per region.
+  p = variables["params"]["regional"]
+  assert "trunk" in p
+  head_kernel = jax.tree.leaves(p["heads"])[0]
+  assert head_kernel.shape[0] == 7
+
+
+@pytest.mark.slow
+def test_bf16_compute_is_finite_with_float32_params():
+  cfg = _small(compute_dtype="bfloat16")
+  _, variables, out = _run(cfg, _images((1, 64, 64, 3)))
+  assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(variables))
+  for k in ("landmarks", "confidence", "coarse_landmarks", "regional_heatmaps"):
+    assert np.isfinite(np.asarray(out[k], np.float32)).all(), k
+  loss, _ = models.loss_fn(cfg, out, jnp.full((1, 68, 2), 100.0))
+  assert np.isfinite(float(loss))
+
+
+def test_crop_centers_override_and_nan_means_predicted(regional_variables):
+  cfg = _tiny()
+  images = _images((2, 256, 256, 3))
+  model = models.build_model(cfg)
+  variables = regional_variables
+  centers = np.full((2, 7, 2), 100.0, np.float32)
+  centers[1, 3] = np.nan
+  out = jax.jit(lambda v, c: model.apply(v, images, crop_centers=c))(
+    variables, jnp.asarray(centers)
+  )
+  used = np.asarray(out["crop_centers"])
+  np.testing.assert_allclose(used[0], 100.0)
+  np.testing.assert_allclose(used[1, 3], np.asarray(out["region_centers"])[1, 3])
+  size = models.regional_crop(cfg)[0]
+  # Window [x0, x0 + size) centred on 100: x0 = round(100 - (size - 1) / 2).
+  np.testing.assert_allclose(
+    np.asarray(out["crop_origins"])[0], np.floor(100 - (size - 1) / 2 + 0.5)
+  )
+
+
+def _grads(cfg, crop_centers):
+  images = _images((1, 64, 64, 3))
+  lm = jnp.asarray(np.random.default_rng(1).uniform(15, 48, (1, 68, 2)), jnp.float32)
+  model = models.build_model(cfg)
+  params = jax.jit(model.init)(jax.random.PRNGKey(0), images)["params"]
+
+  def loss(p):
+    out = model.apply({"params": p}, images, crop_centers=crop_centers, train=True)
+    return models.loss_fn(cfg, out, lm)[0]
+
+  return jax.jit(jax.grad(loss))(params)
+
+
+def _norm(tree):
+  return float(sum(jnp.abs(x).sum() for x in jax.tree.leaves(tree)))
+
+
+def _regional_only(cfg):
+  for k in ("coarse_heatmap", "coarse_coord", "attention_heatmap", "attention_coord"):
+    cfg.loss[f"{k}_weight"] = 0.0
+  return cfg
+
+
+@pytest.mark.slow
+def test_gradients_reach_every_regional_network():
+  cfg = _regional_only(_small())
+  g = _grads(cfg, jnp.full((1, 7, 2), 32.0))
+  trunks = g["regional"]["trunks"]
+  # Per-region stacked params: every region's slice gets a gradient.
+  for leaf in (jax.tree.leaves(trunks)[0], jax.tree.leaves(g["regional"]["stem"])[0]):
+    per_region = np.abs(np.asarray(leaf)).reshape(7, -1).sum(1)
+    assert (per_region > 0).all()
+  # Hard crops: no gradient reaches the coarse net from the regional loss.
+  assert _norm(g["coarse"]) == 0.0
+
+
+@pytest.mark.slow
+def test_differentiable_crop_passes_gradients_into_attention_maps():
+  cfg = _regional_only(_small(**{"regional.differentiable_crop": True}))
+  g = _grads(cfg, None)  # predicted centres
+  assert _norm(g["coarse"]["attention"]) > 0
+
+
+def test_fuse_regions_is_confidence_weighted():
+  regions = ((0, 1), (1, 2))  # landmark 1 in both; landmark 3 in none
+  coords = jnp.array([[[[0.0, 0.0], [10.0, 0.0]], [[20.0, 0.0], [30.0, 4.0]]]])
+  conf = jnp.array([[[1.0, 0.25], [0.75, 1.0]]])
+  fallback = jnp.full((1, 4, 2), -7.0)
+  lm, c = regional_lib.fuse_regions(
+    coords, conf, regions, fallback, jnp.full((1, 4), 0.5)
+  )
+  lm, c = np.asarray(lm)[0], np.asarray(c)[0]
+  np.testing.assert_allclose(lm[0], [0, 0], atol=1e-4)
+  np.testing.assert_allclose(lm[1], [(0.25 * 10 + 0.75 * 20) / 1.0, 0], atol=1e-4)
+  np.testing.assert_allclose(lm[2], [30, 4], atol=1e-4)
+  np.testing.assert_allclose(lm[3], [-7, -7])
+  assert c[3] == 0.5
+
+
+@pytest.mark.parametrize(
+  "field,value,match",
+  [
+    ("model_name", "transformer", "model_name"),
+    ("regional.crop_size", 512, "crop_size"),
+    ("regional.stem_stride", 5, "stem_stride"),
+    ("coarse.input_size", 100, "coarse.input_size"),
+    ("resolution", 300, "crop_table"),
+    ("train_crop_centers", "oracle", "train_crop_centers"),
+    ("loss.coord", "l2", "loss.coord"),
+    ("compute_dtype", "float16", "compute_dtype"),
+    ("regional.widths", (8,) * 7, "regional.widths"),
+  ],
+)
+def test_validate_model_config_names_the_field(field, value, match):
+  cfg = _tiny(**{field: value})
+  with pytest.raises(ValueError, match=match):
+    models.validate_model_config(cfg)
+
+
+def test_validate_holistic_input_resolution():
+  cfg = _tiny("holistic", input_resolution=100)
+  with pytest.raises(ValueError, match="input_resolution"):
+    models.validate_model_config(cfg)
+  models.validate_model_config(_tiny("holistic", input_resolution=0))
+
+
+def test_every_table_resolution_validates():
+  for res in (256, 512, 1024, 2048, 4096):
+    cfg = config_lib.base_config()
+    cfg.resolution = res
+    models.validate_model_config(cfg)
+    size, stride = models.regional_crop(cfg)
+    assert size <= res and size % stride == 0
+  assert markup_lib.get_markup("ibug68").num_regions == 7

@@ -1,0 +1,53 @@
+"""The profile CLI compiles train + inference steps and writes JSON records."""
+
+import json
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_profile_cli_writes_json(tmp_path):
+  out = tmp_path / "profile.json"
+  cmd = [
+    sys.executable, "-m", "hrface_jax.profile",
+    "--config=" + os.path.join(REPO, "configs", "holistic.py"),
+    "--resolutions=128", "--batch=2", f"--json={out}",
+    "--config.holistic.width=16", "--config.holistic.stem_width=8",
+    "--config.holistic.levels=3",
+  ]  # fmt: skip
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  proc = subprocess.run(
+    cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  records = json.loads(out.read_text())
+  assert [r["step"] for r in records] == ["train", "infer"]
+  for r in records:
+    assert r["model"] == "holistic" and r["resolution"] == 128 and r["batch"] == 2
+    for k in ("temp_bytes", "argument_bytes", "output_bytes"):
+      assert isinstance(r[k], int) and r[k] >= 0
+    assert r["flops"] > 0
+  train, infer = records
+  # Training keeps activations for the backward pass; inference doesn't.
+  assert train["temp_bytes"] > infer["temp_bytes"]
+  assert train["flops"] > 2 * infer["flops"]
+  # The images are an argument: at least 2 * 128 * 128 * 3 bytes.
+  assert infer["argument_bytes"] >= 2 * 128 * 128 * 3
+  assert "temp GiB" in proc.stdout
+
+
+def test_profile_regional_records_in_process():
+  from hrface_jax import config_lib, profile
+
+  cfg = config_lib.base_config()
+  cfg.coarse.input_size = 64
+  cfg.coarse.widths = (8, 16)
+  cfg.regional.widths = (8, 16)
+  cfg.regional.stem_widths = (8,)
+  cfg.regional.crop_table = ((128, 96, 4),)
+  records = profile.profile_resolution(cfg, 128, batch=1)
+  assert [r["model"] for r in records] == ["regional", "regional"]
+  assert all(r["temp_bytes"] > 0 for r in records)
+  assert "regional" in profile.format_table(records)
