@@ -15,6 +15,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
+from hrface_jax.cli import quiet_logging
 from hrface_jax.trainer import (  # noqa: F401  (re-exported for scripts)
   NonFiniteLossError,
   maybe_initialize_distributed,
@@ -31,6 +32,7 @@ flags.DEFINE_string("workdir", None, "Where checkpoints, logs and metrics go.")
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  quiet_logging()
   config = FLAGS.config
   maybe_initialize_distributed(config)
   try:
