@@ -1,13 +1,19 @@
 r"""Evaluates checkpoints on a dataset split with the 300-W metric conventions.
 
     python -m hrface_jax.evaluate --workdir=DIR [--dataset=NAME --split=SPLIT]
-    python -m hrface_jax.evaluate --checkpoint=PATH[,PATH...] [--out=DIR]
+    python -m hrface_jax.evaluate --checkpoint=PATH[,PATH...] [--out=DIR] \
+        [--resolution=N]
 
-Writes to ``--out`` (default: ``DIR/eval_<split>``): ``metrics.json`` (flat
-keys such as ``nme_inter_ocular``, ``failure_rate_0.10``, ``auc_0.08``),
-``ced.png`` (one curve per checkpoint), ``predictions.jsonl`` and
-``examples.png`` (worst and median images, predicted and true landmarks).
-With several checkpoints, each also gets ``NAME/metrics.json``.
+A workdir is evaluated at its best checkpoint (lowest validation NME), else
+its latest. Writes to ``--out`` (default: ``WORKDIR/eval_<split>``, with
+``_step<N>`` added for a step folder): ``metrics.json`` (flat keys such as
+``nme_inter_ocular``, ``failure_rate_0.10``, ``auc_0.08``, ``error_pixels``,
+``nme_inter_ocular/<region>``, ``coarse_nme_inter_ocular``),
+``ced.png`` (one curve per checkpoint), ``predictions.jsonl`` (one line per
+image, original-image pixels) and ``examples.png`` (worst and median images,
+predicted and true landmarks). With several checkpoints the top-level files
+describe the first one and each also gets ``NAME/metrics.json`` and
+``NAME/predictions.jsonl``.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import ml_collections
@@ -26,102 +34,196 @@ from flax import jax_utils
 from hrface_jax import checkpointing, evaluation, models, plots, viz
 from hrface_jax.data import pipeline
 
-FLAGS = flags.FLAGS
+# This CLI's own flag set: `hrface_jax.data.prepare` (imported through the
+# pipeline) and `hrface_jax.train` define some of the same names (--dataset,
+# --resolution, --workdir) on absl's global FLAGS, and tests import all of them.
+_FLAGS = flags.FlagValues()
 flags.DEFINE_string(
-  "workdir", None, "Training workdir (uses its best, else latest, checkpoint)."
+  "workdir",
+  None,
+  "Training workdir (uses its best, else latest, checkpoint).",
+  flag_values=_FLAGS,
 )
 flags.DEFINE_list(
   "checkpoint",
   None,
   "Checkpoint step folders or workdirs; several give several CED curves on one plot.",
+  flag_values=_FLAGS,
 )
 flags.DEFINE_string(
-  "dataset", None, "Dataset to evaluate on (default: the training config's)."
+  "dataset", None, "Dataset (default: the training config's).", flag_values=_FLAGS
 )
-flags.DEFINE_string("split", None, "Split (default: the config's eval split).")
+flags.DEFINE_string(
+  "split", None, "Split (default: the config's eval split).", flag_values=_FLAGS
+)
 flags.DEFINE_integer(
-  "resolution", None, "Evaluate at this resolution instead of the training one."
+  "resolution",
+  None,
+  "Evaluate at this resolution instead of the training one.",
+  flag_values=_FLAGS,
 )
-flags.DEFINE_string("data_dir", None, "TFDS data dir (default: the config's).")
-flags.DEFINE_string("out", None, "Output folder.")
+flags.DEFINE_string(
+  "data_dir", None, "TFDS data dir (default: the config's).", flag_values=_FLAGS
+)
+flags.DEFINE_string("out", None, "Output folder.", flag_values=_FLAGS)
 flags.DEFINE_integer(
-  "batch_size", None, "Global eval batch size (default: the training one)."
+  "batch_size",
+  None,
+  "Global eval batch size (default: the training one).",
+  flag_values=_FLAGS,
 )
-flags.DEFINE_integer("max_examples", 0, "Evaluate at most this many images (0: all).")
 flags.DEFINE_integer(
-  "num_examples_shown", 4, "Worst and median images in examples.png."
+  "max_examples", 0, "Evaluate at most this many images (0: all).", flag_values=_FLAGS
 )
+flags.DEFINE_integer(
+  "num_examples_shown",
+  4,
+  "Worst and median images each in examples.png.",
+  flag_values=_FLAGS,
+)
+flags.DEFINE_bool("progress", True, "Show a progress bar.", flag_values=_FLAGS)
+
+_HELP = ("-h", "-help", "--help", "--helpshort", "--helpfull", "-?")
 
 
-def _eval_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+def eval_config(
+  config: ml_collections.ConfigDict,
+  *,
+  dataset: str | None = None,
+  split: str | None = None,
+  resolution: int | None = None,
+  data_dir: str | None = None,
+  batch_size: int | None = None,
+) -> ml_collections.ConfigDict:
+  """The training config with the evaluation overrides applied (a copy)."""
   config = ml_collections.ConfigDict(config.to_dict())
+  if resolution is not None and int(resolution) != int(config.resolution):
+    if int(resolution) <= 0:
+      raise ValueError(f"--resolution={resolution}: must be positive")
+    if config.get("synth_resolution", 0) in (0, int(config.resolution)):
+      # Synthetic faces are rendered at the evaluated resolution (same faces,
+      # more or less detail), not upsampled from the training one.
+      config.synth_resolution = int(resolution)
+    config.resolution = int(resolution)
   for field, value in (
-    ("dataset", FLAGS.dataset),
-    ("eval_split", FLAGS.split),
-    ("resolution", FLAGS.resolution),
-    ("data_dir", FLAGS.data_dir),
-    ("batch_size", FLAGS.batch_size),
+    ("dataset", dataset),
+    ("eval_split", split),
+    ("data_dir", data_dir),
+    ("batch_size", batch_size),
   ):
     if value is not None:
       config[field] = value
+  if int(config.batch_size) <= 0:
+    raise ValueError(f"--batch_size={config.batch_size}: must be positive")
+  # pmap needs a multiple of the local devices; padding rows are masked out.
   n = jax.local_device_count()
-  config.batch_size = max(n, (config.batch_size // n) * n)
+  config.batch_size = -(-int(config.batch_size) // n) * n
   return config
+
+
+def _workdir_of(path: str) -> tuple[str, bool]:
+  """(the run's workdir, whether ``path`` names one step folder)."""
+  path = os.path.normpath(os.path.abspath(path))
+  if os.path.isdir(os.path.join(path, "state")):
+    parent = os.path.dirname(path)
+    if os.path.basename(parent) == "checkpoints":
+      return os.path.dirname(parent), True
+    return parent, True
+  if os.path.basename(path) == "checkpoints":
+    return os.path.dirname(path), False
+  return path, False
+
+
+def _run_name(path: str, step: int) -> str:
+  workdir, is_step = _workdir_of(path)
+  name = os.path.basename(workdir)
+  return f"{name}@{step}" if is_step else name
 
 
 def _write_jsonl(
   path: str, config, predictions: dict[str, np.ndarray], nmes: np.ndarray
 ) -> None:
   folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".jsonl")
-  with os.fdopen(fd, "w") as f:
-    for i in range(len(nmes)):
-      record = {
-        "dataset": config.dataset,
-        "split": config.eval_split,
-        "index": int(predictions["index"][i]),
-        "nme_inter_ocular": float(nmes[i]),
-        "pred": np.round(predictions["pred"][i], 3).tolist(),
-        "true": np.round(predictions["true"][i], 3).tolist(),
-      }
-      if "coarse" in predictions:
-        record["coarse"] = np.round(predictions["coarse"][i], 3).tolist()
-      f.write(json.dumps(record) + "\n")
-  os.replace(tmp, path)
+  try:
+    with os.fdopen(fd, "w") as f:
+      for i in range(len(nmes)):
+        record = {
+          "dataset": config.dataset,
+          "split": config.eval_split,
+          "index": int(predictions["index"][i]),
+          "nme_inter_ocular": float(nmes[i]),
+          "pred": np.round(predictions["pred"][i], 3).tolist(),
+          "true": np.round(predictions["true"][i], 3).tolist(),
+        }
+        if "coarse" in predictions:
+          record["coarse"] = np.round(predictions["coarse"][i], 3).tolist()
+        if "confidence" in predictions:
+          record["confidence"] = np.round(predictions["confidence"][i], 4).tolist()
+        f.write(json.dumps(record) + "\n")
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+    raise
 
 
-def _examples_sheet(config, predictions, nmes, path: str, k: int) -> None:
-  """Worst-k and median-k images, predictions vs ground truth, in network pixels."""
-  order = np.argsort(nmes)
+def examples_sheet(
+  config: ml_collections.ConfigDict,
+  predictions: dict[str, np.ndarray],
+  nmes: np.ndarray,
+  path: str,
+  k: int,
+) -> None:
+  """Worst-k and median-k images, predicted vs true, in network pixels."""
+  order = np.argsort(-np.nan_to_num(nmes, nan=np.inf), kind="stable")
   mid = len(order) // 2
-  chosen = list(order[::-1][:k]) + list(order[max(mid - k // 2, 0) :][:k])
+  median = np.argsort(nmes, kind="stable")[max(mid - k // 2, 0) :][:k]
+  chosen = list(dict.fromkeys([*order[:k].tolist(), *median.tolist()]))
   wanted = {int(predictions["index"][i]): i for i in chosen}
   tiles, labels = {}, {}
+  # Only the chosen images are drawn; the pass stops once all are found.
   for batch in pipeline.make_eval_iterator(config, config.eval_split):
     for j, index in enumerate(np.asarray(batch["index"])):
       i = wanted.get(int(index))
       if i is None or not batch["mask"][j] or i in tiles:
         continue
-      t = batch["transform"][j]
+      t = np.asarray(batch["transform"][j], np.float64)
       pred = predictions["pred"][i] @ t[:, :2].T + t[:, 2]
       tiles[i] = viz.draw_comparison(batch["image"][j], pred, batch["landmarks"][j])
-      labels[i] = f"#{int(index)} NME {nmes[i]:.3f}"
+      kind = "worst" if i in order[:k] else "median"
+      labels[i] = f"{kind} #{int(index)} NME {nmes[i]:.3f}"
     if len(tiles) == len(wanted):
       break
   ordered = [i for i in chosen if i in tiles]
+  if not ordered:
+    raise ValueError(f"{path}: none of the chosen examples were found again")
   sheet = viz.contact_sheet(
     [tiles[i] for i in ordered],
-    ncols=k,
+    ncols=max(1, k),
     tile_size=384,
     labels=[labels[i] for i in ordered],
   )
   viz.save_png(path, sheet)
 
 
-def evaluate_checkpoint(path: str, *, progress: bool = True):
-  """(config, flat metrics, per-image predictions, per-image NME) of one checkpoint."""
+def evaluate_checkpoint(
+  path: str,
+  *,
+  max_examples: int = 0,
+  progress: bool = True,
+  **overrides: Any,
+) -> tuple[
+  ml_collections.ConfigDict, dict[str, Any], dict[str, np.ndarray], np.ndarray
+]:
+  """(config, flat metrics, per-image predictions, per-image NME) of one checkpoint.
+
+  ``overrides``: ``dataset``, ``split``, ``resolution``, ``data_dir``,
+  ``batch_size`` (see :func:`eval_config`).
+  """
   config, params, step = checkpointing.load_for_inference(path)
-  config = _eval_config(config)
+  config = eval_config(config, **overrides)
   model = models.build_model(config)
   p_predict = evaluation.make_p_predict(model)
   p_params = jax_utils.replicate(params)
@@ -130,7 +232,7 @@ def evaluate_checkpoint(path: str, *, progress: bool = True):
     p_predict,
     p_params,
     config.eval_split,
-    max_examples=FLAGS.max_examples,
+    max_examples=max_examples,
     progress=progress,
   )
   result, accumulator = evaluation.compute_metrics(config, predictions)
@@ -138,59 +240,117 @@ def evaluate_checkpoint(path: str, *, progress: bool = True):
   return config, result, predictions, accumulator.per_image_nme("inter_ocular")
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  paths = list(FLAGS.checkpoint or []) or ([FLAGS.workdir] if FLAGS.workdir else [])
+def evaluate(
+  paths: Sequence[str],
+  out: str | None = None,
+  *,
+  max_examples: int = 0,
+  num_examples_shown: int = 4,
+  progress: bool = True,
+  **overrides: Any,
+) -> tuple[str, list[dict[str, Any]]]:
+  """Evaluates each checkpoint and writes the output files; (out, metrics)."""
   if not paths:
-    raise app.UsageError("give --workdir=DIR or --checkpoint=PATH")
-  try:
-    runs = []
-    for path in paths:
-      config, result, predictions, nmes = evaluate_checkpoint(path)
-      name = os.path.basename(os.path.normpath(path))
-      runs.append((name, config, result, predictions, nmes))
-      print(
-        f"{path}: step {result['step']}, {config.dataset}/{config.eval_split} "
-        f"at {config.resolution}px, {result['num_images']} images: "
-        f"NME(io) {result['nme_inter_ocular']:.4f}"
-        + (
-          f" (coarse {result['coarse_nme_inter_ocular']:.4f})"
-          if "coarse_nme_inter_ocular" in result
-          else ""
-        )
-        + f", FR@0.10 {result['failure_rate_0.10']:.4f}, "
-        f"AUC@0.08 {result['auc_0.08']:.4f}, error {result['error_pixels']:.2f}px"
+    raise ValueError("no checkpoint given")
+  runs = []
+  names: set[str] = set()
+  for path in paths:
+    config, result, predictions, nmes = evaluate_checkpoint(
+      path, max_examples=max_examples, progress=progress, **overrides
+    )
+    name = _run_name(path, result["step"])
+    while name in names:  # two runs with the same folder name
+      name += "'"
+    names.add(name)
+    result.update(
+      checkpoint=os.path.abspath(path),
+      dataset=config.dataset,
+      split=config.eval_split,
+      resolution=int(config.resolution),
+    )
+    runs.append((name, config, result, predictions, nmes))
+    print(
+      f"{path}: step {result['step']}, {config.dataset}/{config.eval_split} "
+      f"at {config.resolution}px, {result['num_images']} images: "
+      f"NME(io) {result['nme_inter_ocular']:.4f}"
+      + (
+        f" (coarse {result['coarse_nme_inter_ocular']:.4f})"
+        if "coarse_nme_inter_ocular" in result
+        else ""
       )
-  except (ValueError, FileNotFoundError) as e:
-    print(f"hrface_jax.evaluate: error: {e}", file=sys.stderr)
-    sys.exit(1)
+      + f", FR@0.10 {result['failure_rate_0.10']:.4f}, "
+      f"AUC@0.08 {result['auc_0.08']:.4f}, error {result['error_pixels']:.2f}px"
+    )
 
-  name, config, result, predictions, nmes = runs[0]
-  out = FLAGS.out or os.path.join(
-    paths[0] if FLAGS.workdir else os.path.dirname(os.path.normpath(paths[0])),
-    f"eval_{config.eval_split}",
-  )
+  _, config, result, predictions, nmes = runs[0]
+  if out is None:
+    workdir, is_step = _workdir_of(paths[0])
+    suffix = f"_step{result['step']}" if is_step else ""
+    out = os.path.join(workdir, f"eval_{config.eval_split}{suffix}")
   os.makedirs(out, exist_ok=True)
   evaluation.write_json(os.path.join(out, "metrics.json"), result)
+  _write_jsonl(os.path.join(out, "predictions.jsonl"), config, predictions, nmes)
   if len(runs) > 1:
-    for run_name, _, run_result, _, _ in runs:
-      evaluation.write_json(os.path.join(out, run_name, "metrics.json"), run_result)
+    for run_name, run_config, run_result, run_predictions, run_nmes in runs:
+      folder = os.path.join(out, run_name.replace(os.sep, "_"))
+      evaluation.write_json(os.path.join(folder, "metrics.json"), run_result)
+      _write_jsonl(
+        os.path.join(folder, "predictions.jsonl"),
+        run_config,
+        run_predictions,
+        run_nmes,
+      )
   plots.plot_ced(
     {n: e for n, _, _, _, e in runs},
     os.path.join(out, "ced.png"),
-    title=f"CED, {config.dataset}/{config.eval_split}",
+    title=f"CED, {config.dataset}/{config.eval_split} at {config.resolution}px",
   )
-  _write_jsonl(os.path.join(out, "predictions.jsonl"), config, predictions, nmes)
-  _examples_sheet(
-    config,
-    predictions,
-    nmes,
-    os.path.join(out, "examples.png"),
-    FLAGS.num_examples_shown,
+  examples_sheet(
+    config, predictions, nmes, os.path.join(out, "examples.png"), num_examples_shown
   )
+  return out, [r for _, _, r, _, _ in runs]
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  """Parses this CLI's flags, then absl's global ones (logging, --help)."""
+  if any(a in _HELP for a in argv[1:]):
+    print(__doc__)
+    print(_FLAGS.get_help())
+    sys.exit(0)
+  _FLAGS.unparse_flags()
+  try:
+    rest = _FLAGS(argv, known_only=True)
+  except flags.Error as e:
+    print(f"hrface_jax.evaluate: error: {e}", file=sys.stderr)
+    sys.exit(1)
+  return flags.FLAGS(rest)
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  f = _FLAGS
+  paths = list(f.checkpoint or []) + ([f.workdir] if f.workdir else [])
+  if not paths:
+    raise app.UsageError("give --workdir=DIR or --checkpoint=PATH[,PATH...]")
+  try:
+    out, _ = evaluate(
+      paths,
+      f.out,
+      max_examples=f.max_examples,
+      num_examples_shown=f.num_examples_shown,
+      progress=f.progress,
+      dataset=f.dataset,
+      split=f.split,
+      resolution=f.resolution,
+      data_dir=f.data_dir,
+      batch_size=f.batch_size,
+    )
+  except (ValueError, FileNotFoundError) as e:
+    print(f"hrface_jax.evaluate: error: {e}", file=sys.stderr)
+    sys.exit(1)
   print(f"wrote metrics.json, ced.png, predictions.jsonl, examples.png to {out}")
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

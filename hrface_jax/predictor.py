@@ -33,6 +33,16 @@ class Face:
   confidence: np.ndarray  # [L] in [0, 1]
 
 
+def check_boxes(boxes: np.ndarray, width: int, height: int) -> None:
+  """Raises ValueError unless every box is finite, non-empty and overlaps the image."""
+  for b in np.asarray(boxes, np.float64).reshape(-1, 4):
+    text = ",".join(f"{v:g}" for v in b)
+    if not np.isfinite(b).all() or not (b[2] > b[0] and b[3] > b[1]):
+      raise ValueError(f"box {text}: expected x0,y0,x1,y1 with x1 > x0 and y1 > y0")
+    if b[2] <= -0.5 or b[3] <= -0.5 or b[0] >= width - 0.5 or b[1] >= height - 0.5:
+      raise ValueError(f"box {text} lies outside the {width} x {height} image")
+
+
 def _bucket(n: int) -> int:
   """Batch-size bucket: next power of two, so few shapes get compiled."""
   return 1 << max(n - 1, 0).bit_length()
@@ -60,9 +70,24 @@ class Predictor:
     return cls(config, params)
 
   @property
+  def num_compilations(self) -> int:
+    """How many input shapes (batch buckets) the model has been compiled for."""
+    return self._apply._cache_size()  # pylint: disable=protected-access
+
+  @property
+  def crop_to_face(self) -> bool:
+    """Whether the model was trained on face-box crops (else whole frames)."""
+    # As data.pipeline.crop_to_face, without importing the data stack:
+    # None means True for real datasets, False for hrface_synth.
+    value = self.config.get("crop_to_face", None)
+    if value is None:
+      return str(self.config.get("dataset", "")).partition("/")[0] != "hrface_synth"
+    return bool(value)
+
+  @property
   def box_scale(self) -> float:
     """How much larger than the face box the network's square input is."""
-    if self.config.get("crop_to_face"):
+    if self.crop_to_face:
       return float(self.config.face_box_scale)
     # Trained on whole synthetic frames, where the face box spans 45-80% of
     # the side: give it faces framed the same way.
@@ -101,18 +126,28 @@ class Predictor:
       whole_image: treat the whole image as one face (no detection).
     """
     image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] == 1:
+      image = image[..., 0]
+    if image.dtype == np.uint8 and image.ndim == 2:  # greyscale
+      image = np.repeat(image[..., None], 3, axis=2)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
       raise ValueError(
         f"expected a uint8 [H, W, 3] image, got {image.dtype} {list(image.shape)}"
       )
     h, w = image.shape[:2]
+    if h < 2 or w < 2:
+      raise ValueError(f"image of {w} x {h} pixels is too small")
     if whole_image:
-      boxes = np.array([[0, 0, w - 1, h - 1]], np.float32)
+      boxes = face_detect.whole_image_box(image.shape)[None]
     elif boxes is None:
       boxes = face_detect.detect_faces(image)
-    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    boxes = np.asarray(boxes, np.float32)
+    if boxes.size % 4 or (boxes.ndim > 1 and boxes.shape[-1] != 4):
+      raise ValueError(f"boxes must be [K, 4] (x0, y0, x1, y1); got {boxes.shape}")
+    boxes = boxes.reshape(-1, 4)
     if len(boxes) == 0:
       return []
+    check_boxes(boxes, w, h)
     crops, matrices = zip(
       *(self.face_crop(image, None if whole_image else b) for b in boxes), strict=True
     )
