@@ -20,7 +20,7 @@ def _random_centers(rng, b, r, h, w):
   return c.astype(np.float32)
 
 
-@pytest.mark.parametrize("size", [16, 17])
+@pytest.mark.parametrize("size", [16, 17, 45])  # 45 > H: padded path
 def test_crop_equals_numpy_slice_of_padded_image(size):
   rng = np.random.default_rng(size)
   b, r, h, w = 3, 5, 40, 52  # non-square

@@ -1,12 +1,13 @@
 """Attention-driven cropping: static-size windows of the full-resolution image.
 
 The one crop op is :func:`crop_window` (``jax.lax.dynamic_slice`` of the
-padded image). :func:`crop_windows` vmaps it over images and regions; the
-regional network calls it per region inside a scan. The image is padded by
-:func:`crop_padding` on every side so a window stays centred on its centre
-even at the border. A window covers full-image pixels ``[x0, x0 + size)``,
-``[y0, y0 + size)``: its origin ``(x0, y0)`` is returned to map crop-local
-coordinates back (``x_full = x_crop + x0``).
+image as if padded by :func:`crop_padding` on every side, so a window stays
+centred on its centre even at the border; the padding is virtual, see
+:func:`_window`). :func:`crop_windows` vmaps it over images and regions; the
+regional network calls it per region inside a scan. A window covers
+full-image pixels ``[x0, x0 + size)``, ``[y0, y0 + size)``; its origin
+``(x0, y0)`` is returned to map crop-local coordinates back
+(``x_full = x_crop + x0``).
 """
 
 from __future__ import annotations
@@ -52,21 +53,49 @@ def crop_origins(
   return jnp.clip(o, -p, hi)
 
 
-def crop_window(padded: jax.Array, origin: jax.Array, size: int, subpixel: bool):
-  """One window of the padded image [Hp, Wp, C] at full-image ``origin`` [2].
+def _window(image: jax.Array, origin: jax.Array, n: int, pad_value) -> jax.Array:
+  """``padded[y0+p : y0+p+n, x0+p : x0+p+n]`` for the image padded with
+  ``pad_value``, without materialising the padded image.
 
-  Hard: ``padded[y0+p : y0+p+size, x0+p : x0+p+size]``, same dtype (uint8).
+  When the window fits the image (n <= H, W), it is a dynamic_slice at the
+  origin clamped into the image, rolled back by the clamp's shift and masked
+  outside the image: the same pixels, but no padded copy of a 4K image in
+  memory. Otherwise the image is padded (small images only).
+  """
+  h, w, c = image.shape
+  o = origin.astype(jnp.int32)
+  if n > h or n > w:
+    p = crop_padding(n)
+    padded = jnp.pad(image, ((p, p), (p, p), (0, 0)), constant_values=pad_value)
+    return jax.lax.dynamic_slice(padded, (o[1] + p, o[0] + p, 0), (n, n, c))
+  oc = jnp.clip(o, 0, jnp.array([w - n, h - n]))
+  win = jax.lax.dynamic_slice(image, (oc[1], oc[0], 0), (n, n, c))
+  d = o - oc  # nonzero only for windows over the border
+  win = jnp.roll(win, (-d[1], -d[0]), axis=(0, 1))
+  ys = o[1] + jnp.arange(n)
+  xs = o[0] + jnp.arange(n)
+  inside = ((ys >= 0) & (ys < h))[:, None] & ((xs >= 0) & (xs < w))[None, :]
+  return jnp.where(inside[..., None], win, jnp.asarray(pad_value, image.dtype))
+
+
+def crop_window(
+  image: jax.Array,
+  origin: jax.Array,
+  size: int,
+  subpixel: bool = False,
+  pad_value: int = 0,
+) -> jax.Array:
+  """One window of image [H, W, C] at full-image ``origin`` (x0, y0) [2].
+
+  Hard: the uint8 pixels ``[y0, y0 + size) x [x0, x0 + size)`` of the image
+  padded by :func:`crop_padding` with ``pad_value`` (same dtype).
   Sub-pixel: a float32 bilinear resampling at the fractional origin, which
   is differentiable with respect to ``origin``.
   """
-  p = crop_padding(size)
-  c = padded.shape[-1]
   base = jnp.floor(origin)
-  ix = base.astype(jnp.int32) + p
   if not subpixel:
-    return jax.lax.dynamic_slice(padded, (ix[1], ix[0], 0), (size, size, c))
-  win = jax.lax.dynamic_slice(padded, (ix[1], ix[0], 0), (size + 1, size + 1, c))
-  win = win.astype(jnp.float32)
+    return _window(image, base, size, pad_value)
+  win = _window(image, base, size + 1, pad_value).astype(jnp.float32)
   fx, fy = origin[0] - base[0], origin[1] - base[1]
   top = win[:-1, :-1] * (1 - fx) + win[:-1, 1:] * fx
   bottom = win[1:, :-1] * (1 - fx) + win[1:, 1:] * fx
@@ -87,9 +116,8 @@ def crop_windows(
   """
   h, w = images.shape[1:3]
   origins = crop_origins(centers, size, (h, w), subpixel=subpixel)
-  padded = pad_image(images, size, pad_value)
-  per_image = jax.vmap(lambda im, o: crop_window(im, o, size, subpixel), (None, 0))
-  return jax.vmap(per_image)(padded, origins), origins
+  one = lambda im, o: crop_window(im, o, size, subpixel, pad_value)
+  return jax.vmap(jax.vmap(one, (None, 0)))(images, origins), origins
 
 
 def crop_boxes(origins: jax.Array, size: int) -> jax.Array:

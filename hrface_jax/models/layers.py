@@ -81,28 +81,71 @@ def upsample2(x: jax.Array) -> jax.Array:
   return x.reshape(b, 2 * h, 2 * w, c)
 
 
+def _layer_norm(x: jax.Array, scale: jax.Array, bias: jax.Array) -> jax.Array:
+  mean = jnp.mean(x, axis=-1, keepdims=True)
+  var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
+  return (x - mean) * jax.lax.rsqrt(var + 1e-6) * scale + bias
+
+
 class SpaceToDepthStem(nn.Module):
   """Stride ``prod(factors)`` patch-embedding stem that sees every pixel.
 
   Each stage folds a k x k neighbourhood into channels and mixes it with a
-  dense layer, so a high-resolution crop shrinks to a fixed-size feature map
-  without discarding pixels first (as a resize would) and without the memory
-  of full-resolution feature maps (as strided 3x3 convs would).
+  dense layer (+ LayerNorm, SiLU), so a high-resolution crop shrinks to a
+  fixed-size feature map without discarding pixels first (as a resize would)
+  and without the memory of full-resolution feature maps (as strided 3x3
+  convs would).
+
+  ``normalize_input``: the input is uint8-range and is normalised inside the
+  first stage. Inputs of more than ``strip_pixels`` pixels run the first
+  stage in row strips, each rematerialised in the backward pass, so the
+  float32 copy of a 3072^2 crop never exists whole (only its uint8 pixels).
   """
 
   factors: Sequence[int]
   widths: Sequence[int]
   dtype: Dtype = jnp.float32
+  normalize_input: bool = False
+  strip_pixels: int = 1 << 20
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     for i, k in enumerate(self.factors):
       width = self.widths[min(i, len(self.widths) - 1)]
-      x = space_to_depth(x.astype(self.dtype), k)
-      x = nn.Dense(width, dtype=self.dtype, kernel_init=glorot, name=f"embed{i}")(x)
-      x = nn.LayerNorm(dtype=self.dtype, name=f"norm{i}")(x)
-      x = nn.silu(x)
+      cin = x.shape[-1] * k * k
+      kernel = self.param(f"embed{i}_kernel", glorot, (cin, width))
+      bias = self.param(f"embed{i}_bias", nn.initializers.zeros, (width,))
+      scale = self.param(f"norm{i}_scale", nn.initializers.ones, (width,))
+      shift = self.param(f"norm{i}_bias", nn.initializers.zeros, (width,))
+      p = [a.astype(self.dtype) for a in (kernel, bias, scale, shift)]
+      first = i == 0
+
+      def stage(x, k=k, p=p, first=first):
+        if first and self.normalize_input:
+          x = normalize(x)
+        x = space_to_depth(x.astype(self.dtype), k)
+        x = _layer_norm(x @ p[0] + p[1], p[2], p[3])
+        return nn.silu(x)
+
+      h, w = x.shape[-3], x.shape[-2]
+      n = _num_strips(h // k, h * w // self.strip_pixels) if first else 1
+      if n > 1:
+        lead = x.shape[:-3]
+        xs = jnp.moveaxis(x.reshape(*lead, n, h // n, *x.shape[-2:]), -4, 0)
+        ys = jax.lax.map(jax.checkpoint(stage), xs)
+        x = jnp.moveaxis(ys, 0, -4)
+        x = x.reshape(*lead, h // k, *x.shape[-2:])
+      else:
+        x = stage(x)
     return x
+
+
+def _num_strips(rows: int, want: int) -> int:
+  """Largest divisor of ``rows`` that is <= ``want`` (>= 1)."""
+  n = max(1, min(want, rows))
+  while rows % n:
+    n -= 1
+  return n
 
 
 class DepthwiseConv(nn.Module):

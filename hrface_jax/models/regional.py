@@ -57,19 +57,26 @@ def fuse_regions(
 
 
 class _CropStem(nn.Module):
-  """One region's crop, cut from the padded image and embedded by the stem."""
+  """One region's crop, cut from the image and embedded by the stem."""
 
   size: int
   factors: Sequence[int]
   widths: Sequence[int]
   subpixel: bool
+  pad_value: int
   dtype: layers.Dtype
 
   @nn.compact
-  def __call__(self, carry, padded: jax.Array, origins: jax.Array):
-    crop = jax.vmap(lambda im, o: cropping.crop_window(im, o, self.size, self.subpixel))
-    x = layers.normalize(crop(padded, origins))
-    return carry, layers.SpaceToDepthStem(self.factors, self.widths, self.dtype)(x)
+  def __call__(self, carry, images: jax.Array, origins: jax.Array):
+    crop = jax.vmap(
+      lambda im, o: cropping.crop_window(
+        im, o, self.size, self.subpixel, self.pad_value
+      )
+    )
+    stem = layers.SpaceToDepthStem(
+      self.factors, self.widths, self.dtype, normalize_input=True
+    )
+    return carry, stem(crop(images, origins))
 
 
 class _Trunk(nn.Module):
@@ -118,7 +125,6 @@ class RegionalNet(nn.Module):
     h, w = images.shape[1:3]
     sub = self.differentiable_crop
     origins = cropping.crop_origins(centers, size, (h, w), subpixel=sub)
-    padded = cropping.pad_image(images, size, self.pad_value)
 
     body = nn.remat(_CropStem, prevent_cse=False) if self.remat_stem else _CropStem
     shared = self.share_trunk
@@ -134,10 +140,11 @@ class RegionalNet(nn.Module):
       stem_factors(self.stem_stride),
       tuple(self.stem_widths),
       sub,
+      self.pad_value,
       self.dtype,
       name="stem",
     )
-    _, feats = stem(None, padded, jnp.swapaxes(origins, 0, 1))  # [R, B, f, f, C]
+    _, feats = stem(None, images, jnp.swapaxes(origins, 0, 1))  # [R, B, f, f, C]
 
     if shared:
       r, b = feats.shape[:2]
