@@ -32,6 +32,7 @@ from absl import app, flags
 from flax import jax_utils
 
 from hrface_jax import checkpointing, evaluation, models, plots, viz
+from hrface_jax.cli import quiet_logging
 from hrface_jax.data import pipeline
 
 # This CLI's own flag set: `hrface_jax.data.prepare` (imported through the
@@ -327,6 +328,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str]) -> None:
+  quiet_logging()
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   f = _FLAGS

@@ -27,6 +27,7 @@ import numpy as np
 from absl import app, flags
 
 from hrface_jax import face_detect, image_io, viz
+from hrface_jax.cli import quiet_logging
 from hrface_jax.data import formats
 from hrface_jax.predictor import Face, Predictor
 
@@ -199,6 +200,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str]) -> None:
+  quiet_logging()
   images = argv[1:]
   if not images:
     raise app.UsageError("give one or more IMAGE paths")
