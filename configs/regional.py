@@ -2,7 +2,11 @@
 + full-resolution crops + regional refinement networks.
 
     python -m hrface_jax.train --config=configs/regional.py --workdir=runs/regional
-    python -m hrface_jax.train --config=configs/regional.py:gpu ...   # wider nets
+    python -m hrface_jax.train --config=configs/regional.py:gpu,4096 ...  # accelerators
+
+Variant: "gpu" (wider nets, accelerator schedule) and/or a resolution
+(256, 512, 1024, 2048, 4096). Memory is flat in the resolution, so the
+accelerator batch is the same at every size.
 
 Crop size and stem stride per resolution: config.regional.crop_table, rows of
 (resolution, crop_size, stem_stride) in full-resolution pixels.
@@ -30,7 +34,10 @@ def get_config(variant: str = ""):
   config.heatmap.sigma = 1.5
   config.loss.coord = "wing"
 
-  if variant == "gpu":  # wider nets, 48x48 regional features, 64x64 coarse maps
+  gpu, resolution = config_lib.parse_variant(variant, "configs/regional.py")
+  if resolution:
+    config.resolution = resolution
+  if gpu:  # wider nets, 48x48 regional features, 64x64 coarse maps
     config.coarse.stem_stride = 2
     config.coarse.stem_width = 32
     config.coarse.widths = (32, 64, 128, 192)
@@ -40,6 +47,5 @@ def get_config(variant: str = ""):
     config.regional.stem_widths = (32, 64)
     config.regional.widths = (64, 96, 128)
     config.regional.blocks = 2
-  elif variant:
-    raise ValueError(f"configs/regional.py: unknown variant {variant!r}; use 'gpu'")
+    config_lib.accelerator_schedule(config, batch_size=64)
   return config

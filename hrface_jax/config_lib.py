@@ -71,6 +71,36 @@ def base_config() -> ml_collections.ConfigDict:
   return config
 
 
+def parse_variant(variant: str, path: str) -> tuple[bool, int | None]:
+  """``"gpu"``, ``"gpu,4096"`` or ``"4096"`` -> (gpu, resolution or None)."""
+  gpu, resolution = False, None
+  for part in filter(None, variant.split(",")):
+    if part == "gpu":
+      gpu = True
+    elif part.isdigit() and int(part) in RESOLUTIONS:
+      resolution = int(part)
+    else:
+      raise ValueError(
+        f"{path}: unknown variant part {part!r}; use 'gpu' and/or a resolution "
+        f"from {RESOLUTIONS}, e.g. '{path}:gpu,1024'"
+      )
+  return gpu, resolution
+
+
+def accelerator_schedule(config: ml_collections.ConfigDict, batch_size: int) -> None:
+  """Training schedule for a GPU/TPU run: bigger batches, longer, bf16, EMA."""
+  config.batch_size = batch_size
+  config.total_steps = 60_000
+  config.learning_rate = 1e-3 * (batch_size / 64) ** 0.5
+  config.optimizer.warmup_steps = 1000
+  config.optimizer.ema_decay = 0.999
+  config.compute_dtype = "bfloat16"
+  config.log_every_steps = 100
+  config.eval_every_steps = 2000
+  config.checkpoint_every_steps = 2000
+  config.data_workers = 8
+
+
 def _positive_int(config: ml_collections.ConfigDict, field: str) -> None:
   value = config[field]
   if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
