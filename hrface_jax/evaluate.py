@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,7 +31,8 @@ from absl import app, flags
 from flax import jax_utils
 
 from hrface_jax import checkpointing, evaluation, models, plots, viz
-from hrface_jax.cli import quiet_logging
+from hrface_jax.atomic import atomic_open
+from hrface_jax.cli import private_flags_parser, quiet_logging
 from hrface_jax.data import pipeline
 
 # This CLI's own flag set: `hrface_jax.data.prepare` (imported through the
@@ -83,8 +83,6 @@ flags.DEFINE_integer(
   flag_values=_FLAGS,
 )
 flags.DEFINE_bool("progress", True, "Show a progress bar.", flag_values=_FLAGS)
-
-_HELP = ("-h", "-help", "--help", "--helpshort", "--helpfull", "-?")
 
 
 def eval_config(
@@ -144,30 +142,21 @@ def _run_name(path: str, step: int) -> str:
 def _write_jsonl(
   path: str, config, predictions: dict[str, np.ndarray], nmes: np.ndarray
 ) -> None:
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".jsonl")
-  try:
-    with os.fdopen(fd, "w") as f:
-      for i in range(len(nmes)):
-        record = {
-          "dataset": config.dataset,
-          "split": config.eval_split,
-          "index": int(predictions["index"][i]),
-          "nme_inter_ocular": float(nmes[i]),
-          "pred": np.round(predictions["pred"][i], 3).tolist(),
-          "true": np.round(predictions["true"][i], 3).tolist(),
-        }
-        if "coarse" in predictions:
-          record["coarse"] = np.round(predictions["coarse"][i], 3).tolist()
-        if "confidence" in predictions:
-          record["confidence"] = np.round(predictions["confidence"][i], 4).tolist()
-        f.write(json.dumps(record) + "\n")
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
+  with atomic_open(path, "w") as f:
+    for i in range(len(nmes)):
+      record = {
+        "dataset": config.dataset,
+        "split": config.eval_split,
+        "index": int(predictions["index"][i]),
+        "nme_inter_ocular": float(nmes[i]),
+        "pred": np.round(predictions["pred"][i], 3).tolist(),
+        "true": np.round(predictions["true"][i], 3).tolist(),
+      }
+      if "coarse" in predictions:
+        record["coarse"] = np.round(predictions["coarse"][i], 3).tolist()
+      if "confidence" in predictions:
+        record["confidence"] = np.round(predictions["confidence"][i], 4).tolist()
+      f.write(json.dumps(record) + "\n")
 
 
 def examples_sheet(
@@ -312,21 +301,6 @@ def evaluate(
   return out, [r for _, _, r, _, _ in runs]
 
 
-def _parse_flags(argv: list[str]) -> list[str]:
-  """Parses this CLI's flags, then absl's global ones (logging, --help)."""
-  if any(a in _HELP for a in argv[1:]):
-    print(__doc__)
-    print(_FLAGS.get_help())
-    sys.exit(0)
-  _FLAGS.unparse_flags()
-  try:
-    rest = _FLAGS(argv, known_only=True)
-  except flags.Error as e:
-    print(f"hrface_jax.evaluate: error: {e}", file=sys.stderr)
-    sys.exit(1)
-  return flags.FLAGS(rest)
-
-
 def main(argv: list[str]) -> None:
   quiet_logging()
   if len(argv) > 1:
@@ -352,6 +326,9 @@ def main(argv: list[str]) -> None:
     print(f"hrface_jax.evaluate: error: {e}", file=sys.stderr)
     sys.exit(1)
   print(f"wrote metrics.json, ced.png, predictions.jsonl, examples.png to {out}")
+
+
+_parse_flags = private_flags_parser(_FLAGS, "hrface_jax.evaluate", __doc__)
 
 
 if __name__ == "__main__":

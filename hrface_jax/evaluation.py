@@ -6,9 +6,6 @@ so both report the same numbers from the same code.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +14,7 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
+from hrface_jax import atomic
 from hrface_jax import markup as markup_lib
 from hrface_jax import metrics as metrics_lib
 from hrface_jax.data import pipeline
@@ -25,18 +23,8 @@ PREDICTION_KEYS = ("landmarks", "coarse_landmarks", "confidence", "crop_boxes")
 
 
 def write_json(path: str, obj: Any) -> None:
-  """Writes JSON atomically (temp file in the same folder, then rename)."""
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".json")
-  try:
-    with os.fdopen(fd, "w") as f:
-      json.dump(obj, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
+  """Writes JSON atomically."""
+  atomic.write_json(path, obj)
 
 
 def make_p_predict(model) -> Callable:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -17,6 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullLocator, PercentFormatter
 
 from hrface_jax import metrics
+from hrface_jax.atomic import atomic_open
 
 _DPI = 120
 
@@ -30,17 +30,8 @@ def _new_figure(size=(6.4, 4.8)) -> tuple[Figure, object]:
 def save_figure(fig: Figure, path: str | os.PathLike[str]) -> str:
   """Writes ``fig`` as PNG to ``path`` atomically; returns the path."""
   path = os.fspath(path)
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".png", dir=folder)
-  try:
-    with os.fdopen(fd, "wb") as f:
-      fig.savefig(f, format="png", dpi=_DPI, bbox_inches="tight")
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  with atomic_open(path, "wb") as f:
+    fig.savefig(f, format="png", dpi=_DPI, bbox_inches="tight")
   return path
 
 

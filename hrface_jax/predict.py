@@ -15,10 +15,8 @@ skipped; the exit code is 1 if any failed.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -26,8 +24,8 @@ from typing import Any
 import numpy as np
 from absl import app, flags
 
-from hrface_jax import face_detect, image_io, viz
-from hrface_jax.cli import quiet_logging
+from hrface_jax import atomic, face_detect, image_io, viz
+from hrface_jax.cli import private_flags_parser, quiet_logging
 from hrface_jax.data import formats
 from hrface_jax.predictor import Face, Predictor
 
@@ -50,8 +48,6 @@ flags.DEFINE_list(
 flags.DEFINE_bool(
   "whole_image", False, "Treat the whole image as one face.", flag_values=_FLAGS
 )
-
-_HELP = ("-h", "-help", "--help", "--helpshort", "--helpfull", "-?")
 
 
 def parse_bbox(values: Sequence[str] | str | None) -> np.ndarray | None:
@@ -77,17 +73,8 @@ def parse_bbox(values: Sequence[str] | str | None) -> np.ndarray | None:
 
 
 def _write_json(path: str, obj: Any) -> None:
-  """Atomic JSON write (temp file in the same folder, then rename)."""
-  folder = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".json")
-  try:
-    with os.fdopen(fd, "w") as f:
-      json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
+  """Atomic JSON write."""
+  atomic.write_json(path, obj, indent=1)
 
 
 def largest_face(faces: Sequence[Face]) -> Face:
@@ -184,21 +171,6 @@ def predict_files(
   return failed
 
 
-def _parse_flags(argv: list[str]) -> list[str]:
-  """Parses this CLI's flags, then absl's global ones (logging)."""
-  if any(a in _HELP for a in argv[1:]):
-    print(__doc__)
-    print(_FLAGS.get_help())
-    sys.exit(0)
-  _FLAGS.unparse_flags()
-  try:
-    rest = _FLAGS(argv, known_only=True)
-  except flags.Error as e:
-    print(f"hrface_jax.predict: error: {e}", file=sys.stderr)
-    sys.exit(1)
-  return flags.FLAGS(rest)
-
-
 def main(argv: list[str]) -> None:
   quiet_logging()
   images = argv[1:]
@@ -221,6 +193,9 @@ def main(argv: list[str]) -> None:
     f"{len(images) - len(failed)} of {len(images)} images done; results in {_FLAGS.out}"
   )
   sys.exit(1 if failed else 0)
+
+
+_parse_flags = private_flags_parser(_FLAGS, "hrface_jax.predict", __doc__)
 
 
 if __name__ == "__main__":

@@ -17,10 +17,7 @@ flops}`` records.
 from __future__ import annotations
 
 import functools
-import json
-import os
 import sys
-import tempfile
 from typing import Any
 
 import jax
@@ -30,8 +27,8 @@ import optax
 from absl import app, flags
 from ml_collections import config_flags
 
+from hrface_jax import atomic, models
 from hrface_jax import markup as markup_lib
-from hrface_jax import models
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "Model config file (configs/NAME.py).", lock_config=False
@@ -127,16 +124,7 @@ def format_table(records: list[dict[str, Any]]) -> str:
 
 
 def write_json(path: str, records: list[dict[str, Any]]) -> None:
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".json")
-  try:
-    with os.fdopen(fd, "w") as f:
-      json.dump(records, f, indent=2)
-    os.replace(tmp, path)
-  except BaseException:
-    os.unlink(tmp)
-    raise
+  atomic.write_json(path, records)
 
 
 def main(argv) -> None:

@@ -9,11 +9,12 @@ drawn with sub-pixel accuracy through OpenCV's fixed-point ``shift``.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 
 import cv2
 import numpy as np
+
+from hrface_jax.atomic import atomic_open
 
 _SHIFT = 4  # fixed-point bits for sub-pixel drawing
 _ONE = 1 << _SHIFT
@@ -181,13 +182,6 @@ def save_png(path: str | os.PathLike, image: np.ndarray) -> str:
   ok, buf = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
   if not ok:
     raise OSError(f"save_png: could not encode image of shape {img.shape} for {path}")
-  fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".png", dir=parent)
-  try:
-    with os.fdopen(fd, "wb") as f:
-      f.write(buf.tobytes())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
+  with atomic_open(path, "wb") as f:
+    f.write(buf.tobytes())
   return path

@@ -14,6 +14,7 @@ import os
 import tempfile
 
 import numpy as np
+from hrface_jax.atomic import atomic_open
 
 WFLW_NUM_POINTS = 98
 _WFLW_FIELDS = 2 * WFLW_NUM_POINTS + 4 + 6 + 1  # coords, box, attributes, path
@@ -85,16 +86,8 @@ def read_pts(path: str | os.PathLike) -> np.ndarray:
 
 
 def _atomic_write_text(path: str, text: str) -> None:
-  directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pts", dir=directory)
-  try:
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-      f.write(text)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  with atomic_open(path, "w") as f:
+    f.write(text)
 
 
 def write_pts(path: str | os.PathLike, points: np.ndarray) -> None:
