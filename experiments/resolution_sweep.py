@@ -1,0 +1,551 @@
+r"""Regional vs holistic landmark models from 256^2 to 4096^2.
+
+    python experiments/resolution_sweep.py --budget=small   # 2 CPU cores, < 30 min
+    python experiments/resolution_sweep.py --budget=full    # a GPU, up to 4096^2
+    python experiments/resolution_sweep.py --config=configs/sweep_small.py \
+        --config.resolutions=256,512 --config.common.total_steps=50 \
+        [--dataset=ibug_pts --data_dir=...] [--out=DIR] [--workdir=DIR] \
+        [--memory_budget_gb=16]
+
+For every resolution R of the sweep config and every model:
+
+* ``regional``: the attention-driven cropping model at R (configs/regional.py);
+* ``holistic_input256``: the holistic baseline (configs/holistic.py) on the
+  image area-downsampled on device to 256^2 (``input_resolution=256``);
+* ``holistic_full``: the holistic baseline at full resolution
+  (``input_resolution=0``), trained only where its compiled train step
+  (temp + argument bytes, from ``hrface_jax.profile``) fits the memory
+  budget; otherwise, or if it runs out of memory, a record says so with the
+  bytes it would need. At R = 256 it is the same network on the same input as
+  ``holistic_input256``: it is not trained twice, its record copies that run
+  (``same_as``).
+
+All runs use the same faces (hrface_synth renders face i identically at
+every resolution), steps, batch and learning rate. After each run the
+records are rewritten to OUT/resolution_sweep.json (and .md, and the PNG
+plots); runs already there are skipped, and a run interrupted mid-training
+resumes from its workdir's checkpoint.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import ml_collections
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:  # run as a script from anywhere
+  sys.path.insert(0, REPO)
+
+MODELS = ("regional", "holistic_input256", "holistic_full")
+RESULTS_NAME = "resolution_sweep"
+DEFAULT_BUDGET_BYTES = 16 * 2**30  # CPU, or a device without memory_stats()
+OOM_MARKERS = ("RESOURCE_EXHAUSTED", "out of memory", "Out of memory", "OOM")
+
+# The fields every record has (None where a run did not happen).
+RECORD_FIELDS = (
+  "model",
+  "resolution",
+  "input_resolution",
+  "nme_inter_ocular",
+  "nme_pixels",
+  "failure_rate_0.10",
+  "train_temp_bytes",
+  "train_images_per_second",
+  "infer_ms_per_image",
+  "device",
+  "steps",
+)
+
+
+def load_config_file(path: str, arg: str | None = None) -> ml_collections.ConfigDict:
+  """``get_config([arg])`` of a configs/NAME.py file (relative to the repo)."""
+  full = path if os.path.isabs(path) else os.path.join(REPO, path)
+  if not os.path.exists(full):
+    raise FileNotFoundError(f"config file {full} does not exist")
+  spec = importlib.util.spec_from_file_location(f"_cfg_{abs(hash(full))}", full)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg) if arg is not None else module.get_config()
+
+
+def merge(
+  target: ml_collections.ConfigDict, override: ml_collections.ConfigDict, where: str
+) -> None:
+  """Sets ``override``'s leaves in ``target``; unknown fields are an error."""
+  for key, value in override.items():
+    if key not in target:
+      raise KeyError(f"{where}.{key}: not a field of the training config")
+    if isinstance(value, ml_collections.ConfigDict) and isinstance(
+      target[key], ml_collections.ConfigDict
+    ):
+      merge(target[key], value, f"{where}.{key}")
+    else:
+      target[key] = value
+
+
+def model_config(
+  sweep: ml_collections.ConfigDict, model: str, resolution: int
+) -> ml_collections.ConfigDict:
+  """The training config of one run of the sweep."""
+  if model not in MODELS:
+    raise ValueError(f"sweep model {model!r}: expected one of {MODELS}")
+  base = "regional" if model == "regional" else "holistic"
+  config = load_config_file(f"configs/{base}.py", "")
+  merge(config, sweep.common, "common")
+  merge(config, sweep[base], base)
+  config.resolution = int(resolution)
+  if model == "holistic_input256":
+    config.input_resolution = int(sweep.downsample_resolution)
+  elif model == "holistic_full":
+    config.input_resolution = 0
+  return config
+
+
+def input_resolution_of(config: ml_collections.ConfigDict) -> int:
+  """The side of the image the (first) network sees."""
+  if config.model_name == "regional":
+    return int(config.coarse.input_size)
+  return int(config.input_resolution) or int(config.resolution)
+
+
+def collapses(sweep: ml_collections.ConfigDict, model: str, resolution: int) -> bool:
+  """holistic_full at R == downsample size is holistic_input256's run."""
+  return model == "holistic_full" and resolution == int(sweep.downsample_resolution)
+
+
+def device_description() -> str:
+  import jax  # noqa: PLC0415
+
+  d = jax.local_devices()
+  kind = d[0].device_kind
+  if d[0].platform == "cpu":
+    kind = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+  return f"{d[0].platform} ({kind}) x{len(d)}"
+
+
+def memory_budget_bytes(budget_gb: float = 0.0) -> int:
+  """``budget_gb`` if > 0, else the device's bytes_limit, else 16 GB."""
+  if budget_gb and budget_gb > 0:
+    return int(budget_gb * 2**30)
+  import jax  # noqa: PLC0415
+
+  try:
+    stats = jax.local_devices()[0].memory_stats() or {}
+  except Exception:  # noqa: BLE001  (backends without memory stats)
+    stats = {}
+  return int(stats.get("bytes_limit", 0)) or DEFAULT_BUDGET_BYTES
+
+
+def is_oom(error: BaseException) -> bool:
+  text = f"{type(error).__name__}: {error}"
+  return any(m in text for m in OOM_MARKERS)
+
+
+def train_memory(config: ml_collections.ConfigDict) -> dict[str, int]:
+  """Compiled train-step bytes per device (batch = the per-device batch)."""
+  import jax  # noqa: PLC0415
+
+  from hrface_jax import profile  # noqa: PLC0415
+
+  batch = max(1, config.batch_size // jax.process_count() // jax.local_device_count())
+  rec = next(
+    r
+    for r in profile.profile_resolution(config, config.resolution, batch)
+    if r["step"] == "train"
+  )
+  return {
+    "train_temp_bytes": rec["temp_bytes"],
+    "train_argument_bytes": rec["argument_bytes"],
+    "train_flops": rec["flops"],
+  }
+
+
+def train_throughput(workdir: str) -> float | None:
+  """Median logged images/s, leaving out each stage's first interval (compile)."""
+  path = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.exists(path):
+    return None
+  rows = []
+  with open(path) as f:
+    for line in f:
+      r = json.loads(line)
+      if r.get("images_per_second") is not None:
+        rows.append(r)
+  seen, steady = set(), []
+  for r in rows:
+    if r.get("stage") in seen:
+      steady.append(r["images_per_second"])
+    seen.add(r.get("stage"))
+  values = sorted(steady or [r["images_per_second"] for r in rows])
+  return float(values[len(values) // 2]) if values else None
+
+
+def infer_ms_per_image(config, params, iters: int) -> float:
+  """Mean ms per image of the pmapped inference step (warm-up excluded)."""
+  import jax  # noqa: PLC0415
+  import numpy as np  # noqa: PLC0415
+  from flax import jax_utils  # noqa: PLC0415
+
+  from hrface_jax import evaluation, models, trainer  # noqa: PLC0415
+
+  devices = jax.local_devices()
+  n = len(devices)
+  per = max(1, config.batch_size // jax.process_count() // n)
+  p_predict = evaluation.make_p_predict(models.build_model(config))
+  p_params = jax_utils.replicate(params, devices)
+  rng = np.random.default_rng(0)
+  r = config.resolution
+  images = rng.integers(0, 256, (n * per, r, r, 3), dtype=np.uint8)
+  images = trainer.shard({"image": images}, devices)["image"]
+  jax.block_until_ready(p_predict(p_params, images))  # compile + warm-up
+  t0 = time.perf_counter()
+  for _ in range(max(1, iters)):
+    jax.block_until_ready(p_predict(p_params, images))
+  dt = (time.perf_counter() - t0) / max(1, iters)
+  return 1000.0 * dt / (n * per)
+
+
+def _final_metrics(config, workdir: str, metrics: dict) -> dict:
+  """The run's last validation metrics (re-evaluated if it had already ended)."""
+  from hrface_jax import checkpointing, evaluation  # noqa: PLC0415
+
+  if metrics:
+    return metrics
+  import jax  # noqa: PLC0415
+  from flax import jax_utils  # noqa: PLC0415
+
+  from hrface_jax import models  # noqa: PLC0415
+
+  _, params, _ = checkpointing.load_for_inference(workdir)
+  p_predict = evaluation.make_p_predict(models.build_model(config))
+  preds = evaluation.predict_split(
+    config,
+    p_predict,
+    jax_utils.replicate(params, jax.local_devices()),
+    config.eval_split,
+  )
+  return evaluation.compute_metrics(config, preds)[0]
+
+
+def run_one(
+  sweep: ml_collections.ConfigDict,
+  model: str,
+  resolution: int,
+  workdir: str,
+  budget_bytes: int,
+  log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+  """Trains and evaluates one (model, resolution); returns its record."""
+  from hrface_jax import checkpointing, trainer  # noqa: PLC0415
+
+  config = model_config(sweep, model, resolution)
+  record: dict[str, Any] = {k: None for k in RECORD_FIELDS}
+  record.update(
+    model=model,
+    resolution=int(resolution),
+    input_resolution=input_resolution_of(config),
+    device=device_description(),
+    steps=int(config.total_steps),
+    batch_size=int(config.batch_size),
+    dataset=config.dataset,
+    memory_budget_bytes=int(budget_bytes),
+    status="ok",
+  )
+  t0 = time.perf_counter()
+  try:
+    record.update(train_memory(config))
+  except Exception as e:  # noqa: BLE001
+    if not is_oom(e):
+      raise
+    record.update(status="oom", error=f"compiling the train step: {e}"[:500])
+    return record
+  need = record["train_temp_bytes"] + record["train_argument_bytes"]
+  record["required_bytes"] = int(need)
+  if need > budget_bytes:
+    record["status"] = "does_not_fit"
+    log(
+      f"  {model} @ {resolution}: does not fit: train step needs "
+      f"{need / 2**30:.2f} GiB > budget {budget_bytes / 2**30:.2f} GiB"
+    )
+    return record
+
+  try:
+    metrics = trainer.train_and_evaluate(config, workdir)
+    metrics = _final_metrics(config, workdir, metrics)
+    _, params, _ = checkpointing.load_for_inference(workdir)
+    record["infer_ms_per_image"] = infer_ms_per_image(
+      config, params, int(sweep.infer_timing_iters)
+    )
+  except Exception as e:  # noqa: BLE001
+    if not is_oom(e):
+      raise
+    record.update(status="oom", error=str(e)[:500])
+    log(f"  {model} @ {resolution}: out of memory while training: {str(e)[:200]}")
+    return record
+  record.update(
+    nme_inter_ocular=metrics.get("nme_inter_ocular"),
+    nme_pixels=metrics.get("error_pixels"),
+    **{"failure_rate_0.10": metrics.get("failure_rate_0.10")},
+    failure_rate_008=metrics.get("failure_rate_0.08"),
+    auc_010=metrics.get("auc_0.10"),
+    coarse_nme_inter_ocular=metrics.get("coarse_nme_inter_ocular"),
+    num_test_images=metrics.get("num_images"),
+    train_images_per_second=train_throughput(workdir),
+    wall_seconds=round(time.perf_counter() - t0, 1),
+  )
+  return record
+
+
+# ----------------------------------------------------------------------------
+# Results: JSON, markdown, plots.
+# ----------------------------------------------------------------------------
+
+
+def run_key(r: dict) -> tuple:
+  return (r["model"], int(r["resolution"]), r.get("dataset"), int(r["steps"]))
+
+
+def load_records(path: str) -> list[dict]:
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    records = json.load(f)
+  if not isinstance(records, list):
+    raise ValueError(f"{path}: expected a JSON list of records")
+  return records
+
+
+def _fmt(v, spec: str, scale: float = 1.0) -> str:
+  if v is None or (isinstance(v, float) and not math.isfinite(v)):
+    return "–"
+  return format(v * scale, spec)
+
+
+def markdown_table(records: Sequence[dict]) -> str:
+  head = (
+    "| model | resolution | input | NME (io) | error px | FR@0.10 | "
+    "train mem GiB | train img/s | infer ms/img | status |\n"
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+  )
+  order = {m: i for i, m in enumerate(MODELS)}
+  rows = sorted(
+    records, key=lambda r: (r["resolution"], order.get(r["model"], 9), r["model"])
+  )
+  lines = [head]
+  for r in rows:
+    mem = None
+    if r.get("train_temp_bytes") is not None:
+      mem = r["train_temp_bytes"] + (r.get("train_argument_bytes") or 0)
+    status = r.get("status", "ok")
+    if r.get("same_as"):
+      status = f"= {r['same_as']}"
+    lines.append(
+      f"| {r['model']} | {r['resolution']} | {r['input_resolution']} | "
+      f"{_fmt(r.get('nme_inter_ocular'), '.4f')} | "
+      f"{_fmt(r.get('nme_pixels'), '.2f')} | "
+      f"{_fmt(r.get('failure_rate_0.10'), '.1%')} | {_fmt(mem, '.2f', 2**-30)} | "
+      f"{_fmt(r.get('train_images_per_second'), '.1f')} | "
+      f"{_fmt(r.get('infer_ms_per_image'), '.1f')} | {status} |"
+    )
+  return "\n".join(lines) + "\n"
+
+
+def write_text(path: str, text: str) -> None:
+  tmp = f"{path}.tmp{os.getpid()}"
+  with open(tmp, "w") as f:
+    f.write(text)
+  os.replace(tmp, path)
+
+
+def write_outputs(out: str, records: list[dict], header: str = "") -> None:
+  """JSON, markdown table and the three PNG plots (atomic writes)."""
+  from hrface_jax import evaluation, plots  # noqa: PLC0415
+
+  os.makedirs(out, exist_ok=True)
+  evaluation.write_json(os.path.join(out, f"{RESULTS_NAME}.json"), records)
+  write_text(
+    os.path.join(out, f"{RESULTS_NAME}.md"), header + "\n" + markdown_table(records)
+  )
+  if not records:
+    return
+  xs = sorted({int(r["resolution"]) for r in records})
+  models = [m for m in MODELS if any(r["model"] == m for r in records)]
+
+  def series(field: Callable[[dict], float | None]) -> dict[str, list]:
+    out_ = {}
+    for m in models:
+      by_res = {int(r["resolution"]): r for r in records if r["model"] == m}
+      out_[m] = [field(by_res[x]) if x in by_res else None for x in xs]
+    return out_
+
+  def mem(r):
+    if r.get("train_temp_bytes") is None:
+      return None
+    return (r["train_temp_bytes"] + (r.get("train_argument_bytes") or 0)) / 2**30
+
+  plots.plot_lines(
+    xs,
+    series(lambda r: r.get("nme_inter_ocular")),
+    os.path.join(out, "nme_vs_resolution.png"),
+    xlabel="image resolution (px)",
+    ylabel="NME (inter-ocular)",
+    logx=True,
+    title="Landmark error vs resolution",
+    missing_label="not trained (does not fit / OOM)",
+  )
+
+  def any_positive(ser: dict[str, list]) -> bool:
+    # A log axis needs one positive value (e.g. only does-not-fit runs so far).
+    return any(v is not None and v > 0 for ys in ser.values() for v in ys)
+
+  plots.plot_lines(
+    xs,
+    series(mem),
+    os.path.join(out, "memory_vs_resolution.png"),
+    xlabel="image resolution (px)",
+    ylabel="compiled train step, temp + args (GiB / device)",
+    logx=True,
+    logy=any_positive(series(mem)),
+    title="Training memory vs resolution",
+  )
+  plots.plot_lines(
+    xs,
+    series(lambda r: r.get("train_images_per_second")),
+    os.path.join(out, "throughput_vs_resolution.png"),
+    xlabel="image resolution (px)",
+    ylabel="training images / second",
+    logx=True,
+    logy=any_positive(series(lambda r: r.get("train_images_per_second"))),
+    title="Training throughput vs resolution",
+    missing_label="not trained (does not fit / OOM)",
+  )
+
+
+def run_sweep(
+  sweep: ml_collections.ConfigDict,
+  out: str,
+  workdir: str,
+  *,
+  memory_budget_gb: float | None = None,
+  log: Callable[[str], None] = print,
+) -> list[dict]:
+  """Runs every (resolution, model) not yet in OUT's JSON; returns all records."""
+  out = os.path.abspath(out)
+  json_path = os.path.join(out, f"{RESULTS_NAME}.json")
+  records = load_records(json_path)
+  gb = sweep.memory_budget_gb if memory_budget_gb is None else memory_budget_gb
+  budget = memory_budget_bytes(gb)
+  for m in sweep.models:
+    if m not in MODELS:
+      raise ValueError(f"sweep.models: unknown model {m!r}; expected {MODELS}")
+  dataset = sweep.common.get("dataset", "hrface_synth")
+  steps = int(sweep.common.total_steps)
+  header = (
+    f"# Resolution sweep\n\nDataset {dataset}, {steps} steps of batch "
+    f"{sweep.common.get('batch_size')}, device {device_description()}, memory "
+    f"budget {budget / 2**30:.1f} GiB.\n"
+  )
+  todo = [(res, m) for res in sweep.resolutions for m in sweep.models]
+  t_start = time.perf_counter()
+  for i, (res, model) in enumerate(todo):
+    key = (model, int(res), dataset, steps)
+    if any(run_key(r) == key for r in records):
+      log(f"[{i + 1}/{len(todo)}] {model} @ {res}: already in {json_path}; skipping")
+      continue
+    log(
+      f"[{i + 1}/{len(todo)}] {model} @ {res}: starting "
+      f"({(time.perf_counter() - t_start) / 60:.1f} min into this sweep)"
+    )
+    if collapses(sweep, model, res):
+      twin = next(
+        (
+          r
+          for r in records
+          if run_key(r) == ("holistic_input256", int(res), dataset, steps)
+        ),
+        None,
+      )
+      if twin is None:
+        twin = run_one(
+          sweep,
+          "holistic_input256",
+          res,
+          os.path.join(workdir, f"holistic_input256_r{res}_s{steps}"),
+          budget,
+          log,
+        )
+        records.append(twin)
+      record = dict(twin, model=model, input_resolution=int(res))
+      record["same_as"] = "holistic_input256"
+    else:
+      record = run_one(
+        sweep,
+        model,
+        res,
+        os.path.join(workdir, f"{model}_r{res}_s{steps}"),
+        budget,
+        log,
+      )
+    records.append(record)
+    write_outputs(out, records, header)
+    log(
+      f"[{i + 1}/{len(todo)}] {model} @ {res}: {record['status']}, NME "
+      f"{_fmt(record.get('nme_inter_ocular'), '.4f')}, "
+      f"{_fmt(record.get('nme_pixels'), '.2f')} px"
+    )
+  write_outputs(out, records, header)
+  log(f"sweep done in {(time.perf_counter() - t_start) / 60:.1f} min; {json_path}")
+  return records
+
+
+def main(argv) -> None:
+  from absl import app, flags  # noqa: PLC0415
+
+  del argv
+  f = flags.FLAGS
+  if f.config is not None and f.budget is not None:
+    raise app.UsageError("give --budget or --config, not both")
+  sweep = f.config or load_config_file(f"configs/sweep_{f.budget or 'small'}.py")
+  if f["resolutions"].present:
+    sweep.resolutions = tuple(int(r) for r in f.resolutions)
+  if f["dataset"].present:
+    sweep.common.dataset = f.dataset
+  if f["data_dir"].present:
+    sweep.common.data_dir = f.data_dir
+  name = sweep.common.dataset.replace("/", "_")
+  workdir = f.workdir or os.path.join(REPO, "runs", f"resolution_sweep_{name}")
+  run_sweep(sweep, f.out, workdir, memory_budget_gb=f.memory_budget_gb)
+
+
+if __name__ == "__main__":
+  from absl import app, flags
+
+  # These modules define absl flags at import time (--config, --resolutions,
+  # --json; --dataset, --data_dir): import them first and reuse those flags
+  # rather than define ours twice.
+  import hrface_jax.data.prepare  # noqa: F401
+  import hrface_jax.profile  # noqa: F401
+
+  flags.DEFINE_enum(
+    "budget", None, ["small", "full"], "configs/sweep_BUDGET.py (default small)."
+  )
+  flags.DEFINE_string("out", os.path.join(REPO, "experiments", "results"), "Results.")
+  flags.DEFINE_string(
+    "workdir", None, "Training runs (default runs/resolution_sweep_*)."
+  )
+  flags.DEFINE_float(
+    "memory_budget_gb",
+    None,
+    "Device memory budget for 'fits'; default the sweep config's "
+    "(0: device memory_stats(), else 16 GB).",
+  )
+  app.run(main)

@@ -1,0 +1,185 @@
+"""experiments/resolution_sweep.py and experiments/benchmark.py on tiny settings."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+
+import ml_collections
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "experiments"))
+
+import benchmark  # noqa: E402
+import resolution_sweep as rs  # noqa: E402
+
+from hrface_jax import trainer  # noqa: E402
+
+
+def tiny_sweep(data_dir: str, **overrides) -> ml_collections.ConfigDict:
+  """The small sweep config with nets and data small enough for seconds."""
+  s = rs.load_config_file("configs/sweep_small.py")
+  s.resolutions = (256,)
+  s.infer_timing_iters = 1
+  c = s.common
+  c.data_dir = data_dir
+  c.synth_train_size = 8
+  c.synth_test_size = 4
+  c.batch_size = 4
+  c.total_steps = 4
+  c.log_every_steps = 2
+  c.eval_every_steps = 4
+  c.checkpoint_every_steps = 4
+  c.optimizer.warmup_steps = 1
+  c.augment = ml_collections.ConfigDict(dict(enabled=False))
+  s.regional = ml_collections.ConfigDict(
+    dict(
+      coarse=dict(input_size=64, stem_width=8, widths=(8, 16), heatmap_level=0),
+      regional=dict(crop_size=64, stem_stride=2, stem_widths=(8,), widths=(8, 16)),
+    )
+  )
+  s.holistic = ml_collections.ConfigDict(
+    dict(holistic=dict(stem_width=8, width=8, levels=2, stacks=1))
+  )
+  for k, v in overrides.items():
+    s[k] = v
+  return s
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> str:
+  return str(tmp_path_factory.mktemp("data"))
+
+
+def _no_training(*args, **kwargs):
+  raise AssertionError("train_and_evaluate must not be called here")
+
+
+def test_sweep_writes_all_outputs_and_resumes(data_dir, tmp_path, monkeypatch):
+  out, work = str(tmp_path / "out"), str(tmp_path / "runs")
+  sweep = tiny_sweep(data_dir)
+  records = rs.run_sweep(sweep, out, work, log=lambda s: None)
+
+  with open(os.path.join(out, "resolution_sweep.json")) as f:
+    saved = json.load(f)
+  assert saved == records
+  by_model = {r["model"]: r for r in saved if r["resolution"] == 256}
+  assert set(by_model) == set(rs.MODELS)
+  for r in by_model.values():
+    assert set(rs.RECORD_FIELDS) <= set(r)
+    assert r["status"] == "ok" and r["steps"] == 4
+    assert 0 < r["nme_inter_ocular"] < 10 and r["nme_pixels"] > 0
+    assert 0 <= r["failure_rate_0.10"] <= 1
+    assert r["train_temp_bytes"] > 0
+    assert r["train_images_per_second"] > 0 and r["infer_ms_per_image"] > 0
+  assert by_model["regional"]["input_resolution"] == 64  # the coarse input
+  assert by_model["holistic_input256"]["input_resolution"] == 256
+  # At 256 the full-resolution holistic run *is* the downsampled one.
+  full = by_model["holistic_full"]
+  assert full["same_as"] == "holistic_input256"
+  assert full["nme_inter_ocular"] == by_model["holistic_input256"]["nme_inter_ocular"]
+  assert sorted(os.listdir(work)) == [
+    "holistic_input256_r256_s4",
+    "regional_r256_s4",
+  ]
+
+  md = open(os.path.join(out, "resolution_sweep.md")).read()
+  for m in rs.MODELS:
+    assert f"| {m} | 256 |" in md
+  for png in ("nme_vs_resolution", "memory_vs_resolution", "throughput_vs_resolution"):
+    with open(os.path.join(out, f"{png}.png"), "rb") as f:
+      assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+  # Second call: every run is already in the JSON, nothing trains again.
+  monkeypatch.setattr(trainer, "train_and_evaluate", _no_training)
+  lines = []
+  again = rs.run_sweep(sweep, out, work, log=lines.append)
+  assert again == records
+  assert sum("skipping" in line for line in lines) == 3
+
+
+def test_run_that_does_not_fit_records_needed_memory(data_dir, tmp_path, monkeypatch):
+  monkeypatch.setattr(trainer, "train_and_evaluate", _no_training)
+  sweep = tiny_sweep(data_dir, models=("holistic_full",), resolutions=(512,))
+  out, work = str(tmp_path / "out"), str(tmp_path / "runs")
+  (rec,) = rs.run_sweep(sweep, out, work, memory_budget_gb=1e-4, log=lambda s: None)
+  assert rec["status"] == "does_not_fit"
+  assert rec["input_resolution"] == 512
+  assert rec["required_bytes"] > rec["memory_budget_bytes"] == int(1e-4 * 2**30)
+  assert rec["required_bytes"] >= rec["train_temp_bytes"] > 0
+  assert rec["nme_inter_ocular"] is None and rec["train_images_per_second"] is None
+  assert not os.path.exists(work)
+  saved = json.load(open(os.path.join(out, "resolution_sweep.json")))
+  assert saved == [rec]
+
+
+def test_out_of_memory_during_training_is_recorded(data_dir, tmp_path, monkeypatch):
+  def oom(*args, **kwargs):
+    raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 99 bytes")
+
+  monkeypatch.setattr(trainer, "train_and_evaluate", oom)
+  sweep = tiny_sweep(data_dir, models=("holistic_input256",))
+  (rec,) = rs.run_sweep(
+    sweep, str(tmp_path / "out"), str(tmp_path / "runs"), log=lambda s: None
+  )
+  assert rec["status"] == "oom" and "RESOURCE_EXHAUSTED" in rec["error"]
+  assert rec["nme_inter_ocular"] is None
+
+
+def test_other_training_errors_are_not_swallowed(data_dir, tmp_path, monkeypatch):
+  def broken(*args, **kwargs):
+    raise ValueError("config.foo=1: bad")
+
+  monkeypatch.setattr(trainer, "train_and_evaluate", broken)
+  sweep = tiny_sweep(data_dir, models=("holistic_input256",))
+  with pytest.raises(ValueError, match="config.foo"):
+    rs.run_sweep(sweep, str(tmp_path / "o"), str(tmp_path / "r"), log=lambda s: None)
+
+
+def test_unknown_override_field_is_named():
+  sweep = rs.load_config_file("configs/sweep_small.py")
+  sweep.common.no_such_field = 1
+  with pytest.raises(KeyError, match="common.no_such_field"):
+    rs.model_config(sweep, "regional", 256)
+
+
+def test_benchmark_reports_every_field(data_dir):
+  sweep = tiny_sweep(data_dir, models=("regional", "holistic_full"))
+  records = benchmark.run_benchmark(
+    sweep, iters=1, pipeline_batches=1, log=lambda s: None
+  )
+  assert [r["model"] for r in records] == ["regional", "holistic_full"]
+  for r in records:
+    assert set(r) >= set(benchmark.FIELDS)
+    assert r["status"] == "ok" and r["resolution"] == 256
+    for k in (
+      "train_step_ms",
+      "train_images_per_second",
+      "infer_step_ms",
+      "infer_ms_per_image",
+      "pipeline_images_per_second",
+      "required_bytes",
+    ):
+      assert math.isfinite(r[k]) and r[k] > 0, k
+    # images/s and ms/step describe the same measurement.
+    assert r["train_images_per_second"] == pytest.approx(
+      4 / (r["train_step_ms"] / 1000)
+    )
+    want = (
+      "pipeline"
+      if r["pipeline_images_per_second"] < r["train_images_per_second"]
+      else "device"
+    )
+    assert r["bottleneck"] == want
+  # Too small a budget: reported, not run.
+  (tight,) = benchmark.run_benchmark(
+    tiny_sweep(data_dir, models=("holistic_full",)),
+    iters=1,
+    pipeline_batches=1,
+    memory_budget_gb=1e-4,
+    log=lambda s: None,
+  )
+  assert tight["status"] == "does_not_fit" and tight["train_step_ms"] is None
