@@ -2,8 +2,8 @@
 
     python experiments/resolution_sweep.py --budget=full
 
-Same structure as configs/sweep_small.py; wider nets (the configs' "gpu"
-variants' widths) and a real training budget.
+Same structure as configs/sweep_small.py; the configs' "gpu" variants and a
+real training budget.
 """
 
 import ml_collections
@@ -34,14 +34,9 @@ def get_config() -> ml_collections.ConfigDict:
       seed=0,
     )
   )
-  # configs/regional.py:gpu and configs/holistic.py:gpu widths.
-  sweep.regional = ml_collections.ConfigDict(
-    dict(
-      coarse=dict(widths=(32, 64, 128, 192), stem_width=32, blocks=2),
-      regional=dict(stem_widths=(32, 64), widths=(64, 96, 128), blocks=2),
-    )
-  )
-  sweep.holistic = ml_collections.ConfigDict(
-    dict(holistic=dict(stem_width=64, width=128, stacks=4))
-  )
+  # configs/regional.py:gpu and configs/holistic.py:gpu nets (their own
+  # bf16/EMA schedule, with common's steps, batch and learning rate on top).
+  sweep.variant = "gpu"
+  sweep.regional = ml_collections.ConfigDict()
+  sweep.holistic = ml_collections.ConfigDict()
   return sweep

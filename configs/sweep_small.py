@@ -23,6 +23,7 @@ def get_config() -> ml_collections.ConfigDict:
   # 0: the device's memory_stats() bytes_limit, else 16 GB (CPU).
   sweep.memory_budget_gb = 0.0
   sweep.infer_timing_iters = 3  # timed inference batches (after one warm-up)
+  sweep.variant = ""  # configs/regional.py / holistic.py variant ("" | "gpu")
 
   sweep.common = ml_collections.ConfigDict(
     dict(

@@ -99,7 +99,8 @@ def model_config(
   if model not in MODELS:
     raise ValueError(f"sweep model {model!r}: expected one of {MODELS}")
   base = "regional" if model == "regional" else "holistic"
-  config = load_config_file(f"configs/{base}.py", "")
+  # The variant ("" or "gpu") picks the config file's own widths/schedule.
+  config = load_config_file(f"configs/{base}.py", sweep.get("variant", ""))
   merge(config, sweep.common, "common")
   merge(config, sweep[base], base)
   config.resolution = int(resolution)
