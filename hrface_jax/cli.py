@@ -37,5 +37,13 @@ def private_flags_parser(
     except flags.Error as e:
       print(f"{program}: error: {e} (see --help)", file=sys.stderr)
       sys.exit(1)
+    except (KeyError, AttributeError) as e:  # ml_collections: --config.NO_SUCH=...
+      overrides = [a for a in argv[1:] if a.startswith("--config.")]
+      print(
+        f"{program}: error: the config has no field {e}; check the overrides "
+        f"{overrides}",
+        file=sys.stderr,
+      )
+      sys.exit(1)
 
   return parse

@@ -29,15 +29,27 @@ from ml_collections import config_flags
 
 from hrface_jax import atomic, models
 from hrface_jax import markup as markup_lib
+from hrface_jax.cli import private_flags_parser
 
+# Private flag set: scripts and tests may import several CLIs (see cli.py).
+_FLAGS = flags.FlagValues()
 _CONFIG = config_flags.DEFINE_config_file(
-  "config", None, "Model config file (configs/NAME.py).", lock_config=False
+  "config",
+  None,
+  "Model config file (configs/NAME.py).",
+  lock_config=False,
+  flag_values=_FLAGS,
 )
 _RESOLUTIONS = flags.DEFINE_list(
-  "resolutions", ["256", "512", "1024", "2048", "4096"], "Image sides to compile."
+  "resolutions",
+  ["256", "512", "1024", "2048", "4096"],
+  "Image sides to compile.",
+  flag_values=_FLAGS,
 )
-_BATCH = flags.DEFINE_integer("batch", 1, "Images per step.")
-_JSON = flags.DEFINE_string("json", None, "Write the records here as JSON.")
+_BATCH = flags.DEFINE_integer("batch", 1, "Images per step.", flag_values=_FLAGS)
+_JSON = flags.DEFINE_string(
+  "json", None, "Write the records here as JSON.", flag_values=_FLAGS
+)
 
 
 def _flops(compiled) -> float:
@@ -157,4 +169,6 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(
+    main, flags_parser=private_flags_parser(_FLAGS, "hrface_jax.profile", __doc__)
+  )

@@ -11,28 +11,36 @@ from __future__ import annotations
 
 import sys
 
-import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from hrface_jax.cli import quiet_logging
+from hrface_jax.cli import private_flags_parser, quiet_logging
 from hrface_jax.trainer import (  # noqa: F401  (re-exported for scripts)
   NonFiniteLossError,
   maybe_initialize_distributed,
   train_and_evaluate,
 )
 
-FLAGS = flags.FLAGS
+# Private flag set: scripts and tests may import several CLIs (see cli.py).
+FLAGS = flags.FlagValues()
 config_flags.DEFINE_config_file(
-  "config", None, "Training config file (configs/NAME.py).", lock_config=True
+  "config",
+  None,
+  "Training config file (configs/NAME.py).",
+  lock_config=True,
+  flag_values=FLAGS,
 )
-flags.DEFINE_string("workdir", None, "Where checkpoints, logs and metrics go.")
+flags.DEFINE_string(
+  "workdir", None, "Where checkpoints, logs and metrics go.", flag_values=FLAGS
+)
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   quiet_logging()
+  if FLAGS.config is None or FLAGS.workdir is None:
+    raise app.UsageError("--config and --workdir are required")
   config = FLAGS.config
   maybe_initialize_distributed(config)
   try:
@@ -43,6 +51,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["config", "workdir"])
-  jax.config.config_with_absl()
-  app.run(main)
+  app.run(main, flags_parser=private_flags_parser(FLAGS, "hrface_jax.train", __doc__))
