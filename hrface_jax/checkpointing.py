@@ -90,7 +90,8 @@ class Checkpointer:
     keep_best: int = 1,
     async_save: bool = True,
   ):
-    self.directory = epath.Path(workdir) / "checkpoints"
+    # Orbax's async save needs an absolute path; users pass relative ones.
+    self.directory = epath.Path(os.path.abspath(workdir)) / "checkpoints"
     self._manager = _manager(
       self.directory,
       keep_last,
@@ -170,7 +171,7 @@ def load_for_inference(
   latest), a ``checkpoints`` folder, or one step folder. Uses the EMA params,
   which equal the raw params when EMA is off.
   """
-  step_dir = _step_dir(epath.Path(path))
+  step_dir = _step_dir(epath.Path(os.path.abspath(path)))
   with ocp.Checkpointer(ocp.JsonCheckpointHandler()) as ckptr:
     config = ml_collections.ConfigDict(ckptr.restore(step_dir / "config"))
   with ocp.StandardCheckpointer() as ckptr:

@@ -240,6 +240,7 @@ def train_and_evaluate(
     config, num_devices=len(devices), num_processes=jax.process_count()
   )
   config = ml_collections.ConfigDict(config.to_dict())  # detach from flags
+  workdir = os.path.abspath(workdir)
   is_main = jax.process_index() == 0
   os.makedirs(workdir, exist_ok=True)
   if is_main:

@@ -321,3 +321,26 @@ def test_sigterm_saves_a_checkpoint_and_exits(tmp_path, data_dir):
   assert "SIGTERM: saved a checkpoint" in out
   step = checkpointing.Checkpointer(str(tmp_path / "w")).latest_step()
   assert step is not None and step >= 2
+
+
+def test_checkpoints_in_a_relative_workdir(tmp_path, monkeypatch):
+  # The README passes --workdir=runs/quickstart: orbax's async save needs an
+  # absolute path, so a relative one must be resolved before it gets there.
+  monkeypatch.chdir(tmp_path)
+  config = ml_collections.ConfigDict({"a": 1})
+  ckpt = checkpointing.Checkpointer("runs/relative", keep_last=2, keep_best=1)
+  state = {
+    "step": np.asarray(3, np.int32),
+    "params": {"w": np.ones(2, np.float32)},
+    "ema_params": {"w": np.full(2, 2.0, np.float32)},
+  }
+  for step in (1, 2, 3):
+    ckpt.save(step, state, {"next_index": step}, config)
+  ckpt.close()
+  assert sorted(
+    p.name
+    for p in (tmp_path / "runs/relative/checkpoints").iterdir()
+    if p.name.isdigit()
+  ) == ["2", "3"]
+  _, params, step = checkpointing.load_for_inference("runs/relative")
+  assert step == 3 and np.allclose(params["w"], 2.0)
