@@ -17,12 +17,12 @@ def get_config():
   config.synth_test_size = 100
 
   config.batch_size = 8
-  config.total_steps = 800
+  config.total_steps = 600
   config.learning_rate = 2e-3
   config.stages = (("coarse", 0.3), ("regional", 0.4), ("joint", 0.3))
   config.optimizer.warmup_steps = 100
 
   config.log_every_steps = 50
-  config.eval_every_steps = 400
+  config.eval_every_steps = 300
   config.checkpoint_every_steps = 200
   return config
