@@ -218,29 +218,8 @@ def main(argv) -> None:
 
 if __name__ == "__main__":
   from absl import app, flags
-  from ml_collections import config_flags
 
-  # These modules define absl flags at import time (--config, --resolutions,
-  # --json; --dataset, --data_dir): import them first and reuse those flags
-  # rather than define ours twice.
-  import hrface_jax.data.prepare  # noqa: F401
-  import hrface_jax.profile  # noqa: F401
-
-  # ...and define them here should those modules stop defining them.
-  if "config" not in flags.FLAGS:
-    config_flags.DEFINE_config_file("config", None, "configs/sweep_*.py")
-  if "resolutions" not in flags.FLAGS:
-    flags.DEFINE_list("resolutions", None, "Override the config's resolutions.")
-  if "dataset" not in flags.FLAGS:
-    flags.DEFINE_string("dataset", None, "hrface_synth | ibug_pts[/NAME] | wflw")
-  if "data_dir" not in flags.FLAGS:
-    flags.DEFINE_string("data_dir", None, "Datasets dir ($HRFACE_DATA_DIR).")
-  if "json" not in flags.FLAGS:
-    flags.DEFINE_string("json", None, "Write the records here as JSON.")
-
-  flags.DEFINE_enum(
-    "budget", None, ["small", "full"], "configs/sweep_BUDGET.py (default small)."
-  )
+  rs.define_shared_flags(json=True)
   flags.DEFINE_list("models", None, f"Subset of {rs.MODELS}.")
   flags.DEFINE_integer("iters", 5, "Timed calls per step (after one warm-up).")
   flags.DEFINE_integer("pipeline_batches", 5, "Timed pipeline batches.")

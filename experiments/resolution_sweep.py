@@ -527,17 +527,17 @@ def main(argv) -> None:
   run_sweep(sweep, f.out, workdir, memory_budget_gb=f.memory_budget_gb)
 
 
-if __name__ == "__main__":
-  from absl import app, flags
-  from ml_collections import config_flags
+def define_shared_flags(*, json: bool = False) -> None:
+  """The flags the sweep and the benchmark share, on absl's global FLAGS.
 
-  # These modules define absl flags at import time (--config, --resolutions,
-  # --json; --dataset, --data_dir): import them first and reuse those flags
-  # rather than define ours twice.
-  import hrface_jax.data.prepare  # noqa: F401
-  import hrface_jax.profile  # noqa: F401
+  hrface_jax.data.prepare defines --dataset and --data_dir globally when the
+  pipeline imports it: reuse those rather than define them twice.
+  """
+  from absl import flags  # noqa: PLC0415
+  from ml_collections import config_flags  # noqa: PLC0415
 
-  # ...and define them here should those modules stop defining them.
+  import hrface_jax.data.prepare  # noqa: F401, PLC0415
+
   if "config" not in flags.FLAGS:
     config_flags.DEFINE_config_file("config", None, "configs/sweep_*.py")
   if "resolutions" not in flags.FLAGS:
@@ -546,10 +546,18 @@ if __name__ == "__main__":
     flags.DEFINE_string("dataset", None, "hrface_synth | ibug_pts[/NAME] | wflw")
   if "data_dir" not in flags.FLAGS:
     flags.DEFINE_string("data_dir", None, "Datasets dir ($HRFACE_DATA_DIR).")
+  if json and "json" not in flags.FLAGS:
+    flags.DEFINE_string("json", None, "Write the records here as JSON.")
+  if "budget" not in flags.FLAGS:
+    flags.DEFINE_enum(
+      "budget", None, ["small", "full"], "configs/sweep_BUDGET.py (default small)."
+    )
 
-  flags.DEFINE_enum(
-    "budget", None, ["small", "full"], "configs/sweep_BUDGET.py (default small)."
-  )
+
+if __name__ == "__main__":
+  from absl import app, flags
+
+  define_shared_flags()
   flags.DEFINE_string("out", os.path.join(REPO, "experiments", "results"), "Results.")
   flags.DEFINE_string(
     "workdir", None, "Training runs (default runs/resolution_sweep_*)."
