@@ -123,9 +123,6 @@ def validate_config(
     "checkpoint_every_steps",
   ):
     _positive_int(config, field)
-  if config.resolution not in RESOLUTIONS:
-    # Other sizes work, but the per-resolution tables only know these.
-    pass
   if not config.learning_rate > 0:
     raise ValueError(f"config.learning_rate={config.learning_rate!r}: must be > 0")
   if config.batch_size % num_processes:
