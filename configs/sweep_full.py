@@ -15,6 +15,7 @@ def get_config() -> ml_collections.ConfigDict:
   sweep.models = ("regional", "holistic_input256", "holistic_full")
   sweep.downsample_resolution = 256
   sweep.memory_budget_gb = 0.0  # 0: the device's memory (memory_stats)
+  sweep.max_train_gflops_per_step = 0.0  # no time budget: memory decides
   sweep.infer_timing_iters = 10
 
   sweep.common = ml_collections.ConfigDict(

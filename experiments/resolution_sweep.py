@@ -20,6 +20,11 @@ For every resolution R of the sweep config and every model:
   ``holistic_input256``: it is not trained twice, its record copies that run
   (``same_as``).
 
+A sweep config may also set ``max_train_gflops_per_step`` (a time budget):
+runs whose compiled train step costs more are recorded as
+``over_compute_budget`` with their memory and FLOPs instead of trained (the
+small CPU budget uses it for full-resolution holistic at 1024^2).
+
 All runs use the same faces (hrface_synth renders face i identically at
 every resolution), steps, batch and learning rate. After each run the
 records are rewritten to OUT/resolution_sweep.json (and .md, and the PNG
@@ -278,6 +283,17 @@ def run_one(
       f"{need / 2**30:.2f} GiB > budget {budget_bytes / 2**30:.2f} GiB"
     )
     return record
+  # A time budget, not a memory one: on a CPU, full-resolution holistic at
+  # 1024^2 fits in RAM but would take longer than the whole small sweep.
+  max_gflops = float(sweep.get("max_train_gflops_per_step", 0) or 0)
+  gflops = (record["train_flops"] or 0) / 1e9
+  if max_gflops > 0 and gflops > max_gflops:
+    record["status"] = "over_compute_budget"
+    log(
+      f"  {model} @ {resolution}: not trained: {gflops:.0f} GFLOPs per train "
+      f"step > the sweep's max_train_gflops_per_step={max_gflops:g}"
+    )
+    return record
 
   try:
     metrics = trainer.train_and_evaluate(config, workdir)
@@ -334,8 +350,8 @@ def _fmt(v, spec: str, scale: float = 1.0) -> str:
 def markdown_table(records: Sequence[dict]) -> str:
   head = (
     "| model | resolution | input | NME (io) | error px | FR@0.10 | "
-    "train mem GiB | train img/s | infer ms/img | status |\n"
-    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+    "train mem GiB | train GFLOP/step | train img/s | infer ms/img | status |\n"
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
   )
   order = {m: i for i, m in enumerate(MODELS)}
   rows = sorted(
@@ -354,6 +370,7 @@ def markdown_table(records: Sequence[dict]) -> str:
       f"{_fmt(r.get('nme_inter_ocular'), '.4f')} | "
       f"{_fmt(r.get('nme_pixels'), '.2f')} | "
       f"{_fmt(r.get('failure_rate_0.10'), '.1%')} | {_fmt(mem, '.2f', 2**-30)} | "
+      f"{_fmt(r.get('train_flops'), '.1f', 1e-9)} | "
       f"{_fmt(r.get('train_images_per_second'), '.1f')} | "
       f"{_fmt(r.get('infer_ms_per_image'), '.1f')} | {status} |"
     )
@@ -401,7 +418,7 @@ def write_outputs(out: str, records: list[dict], header: str = "") -> None:
     ylabel="NME (inter-ocular)",
     logx=True,
     title="Landmark error vs resolution",
-    missing_label="not trained (does not fit / OOM)",
+    missing_label="not trained (does not fit / OOM / over budget)",
   )
 
   def any_positive(ser: dict[str, list]) -> bool:
@@ -427,7 +444,7 @@ def write_outputs(out: str, records: list[dict], header: str = "") -> None:
     logx=True,
     logy=any_positive(series(lambda r: r.get("train_images_per_second"))),
     title="Training throughput vs resolution",
-    missing_label="not trained (does not fit / OOM)",
+    missing_label="not trained (does not fit / OOM / over budget)",
   )
 
 
@@ -528,15 +545,9 @@ def main(argv) -> None:
 
 
 def define_shared_flags(*, json: bool = False) -> None:
-  """The flags the sweep and the benchmark share, on absl's global FLAGS.
-
-  hrface_jax.data.prepare defines --dataset and --data_dir globally when the
-  pipeline imports it: reuse those rather than define them twice.
-  """
+  """The flags the sweep and the benchmark share, on absl's global FLAGS."""
   from absl import flags  # noqa: PLC0415
   from ml_collections import config_flags  # noqa: PLC0415
-
-  import hrface_jax.data.prepare  # noqa: F401, PLC0415
 
   if "config" not in flags.FLAGS:
     config_flags.DEFINE_config_file("config", None, "configs/sweep_*.py")

@@ -116,6 +116,24 @@ def test_run_that_does_not_fit_records_needed_memory(data_dir, tmp_path, monkeyp
   assert saved == [rec]
 
 
+def test_run_over_the_compute_budget_is_recorded_not_trained(
+  data_dir, tmp_path, monkeypatch
+):
+  monkeypatch.setattr(trainer, "train_and_evaluate", _no_training)
+  sweep = tiny_sweep(
+    data_dir,
+    models=("holistic_full",),
+    resolutions=(512,),
+    max_train_gflops_per_step=1e-6,
+  )
+  out, work = str(tmp_path / "out"), str(tmp_path / "runs")
+  (rec,) = rs.run_sweep(sweep, out, work, log=lambda s: None)
+  assert rec["status"] == "over_compute_budget"
+  assert rec["train_flops"] > 1e3 and rec["required_bytes"] > 0
+  assert rec["nme_inter_ocular"] is None and not os.path.exists(work)
+  assert "over_compute_budget" in open(os.path.join(out, "resolution_sweep.md")).read()
+
+
 def test_out_of_memory_during_training_is_recorded(data_dir, tmp_path, monkeypatch):
   def oom(*args, **kwargs):
     raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 99 bytes")

@@ -23,6 +23,7 @@ import ml_collections
 import numpy as np
 from absl import app, flags, logging
 
+from hrface_jax.cli import private_flags_parser
 from hrface_jax.data import builders
 
 DATA_DIR_ENV = "HRFACE_DATA_DIR"
@@ -170,22 +171,49 @@ def summary(builder) -> str:
   return "\n".join(lines)
 
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("dataset", "hrface_synth", "hrface_synth | ibug_pts | wflw")
-flags.DEFINE_string("manual_dir", None, "Local copy of a real dataset.")
-flags.DEFINE_string("data_dir", "", f"Output dir; default ${DATA_DIR_ENV} or ./data.")
-flags.DEFINE_list("resolution", ["256"], "hrface_synth resolutions (comma-separated).")
-flags.DEFINE_integer("train_size", 0, "hrface_synth train faces (0: standard).")
-flags.DEFINE_integer("test_size", 0, "hrface_synth test faces (0: standard).")
-flags.DEFINE_string("config_name", None, "ibug_pts: name of this copy (e.g. 300w).")
+# Private flag set: importing this module (the pipeline does) defines nothing
+# on absl's global FLAGS, so other CLIs can own --dataset / --data_dir.
+FLAGS = flags.FlagValues()
+flags.DEFINE_string(
+  "dataset", "hrface_synth", "hrface_synth | ibug_pts | wflw", flag_values=FLAGS
+)
+flags.DEFINE_string(
+  "manual_dir", None, "Local copy of a real dataset.", flag_values=FLAGS
+)
+flags.DEFINE_string(
+  "data_dir", "", f"Output dir; default ${DATA_DIR_ENV} or ./data.", flag_values=FLAGS
+)
+flags.DEFINE_list(
+  "resolution",
+  ["256"],
+  "hrface_synth resolutions (comma-separated).",
+  flag_values=FLAGS,
+)
+flags.DEFINE_integer(
+  "train_size", 0, "hrface_synth train faces (0: standard).", flag_values=FLAGS
+)
+flags.DEFINE_integer(
+  "test_size", 0, "hrface_synth test faces (0: standard).", flag_values=FLAGS
+)
+flags.DEFINE_string(
+  "config_name", None, "ibug_pts: name of this copy (e.g. 300w).", flag_values=FLAGS
+)
 flags.DEFINE_list(
   "test_dirs",
   None,
   "ibug_pts: folder names that mark test files"
   f" (default {','.join(builders.DEFAULT_TEST_DIRS)}).",
+  flag_values=FLAGS,
 )
-flags.DEFINE_bool("skip_bad", False, "Skip and count bad examples instead of failing.")
-flags.DEFINE_integer("num_workers", None, "hrface_synth render processes.")
+flags.DEFINE_bool(
+  "skip_bad",
+  False,
+  "Skip and count bad examples instead of failing.",
+  flag_values=FLAGS,
+)
+flags.DEFINE_integer(
+  "num_workers", None, "hrface_synth render processes.", flag_values=FLAGS
+)
 
 
 def main(argv: Sequence[str]) -> None:
@@ -218,5 +246,8 @@ def main(argv: Sequence[str]) -> None:
     print(summary(builder))
 
 
+_parse_flags = private_flags_parser(FLAGS, "hrface_jax.data.prepare", __doc__)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)
