@@ -38,6 +38,11 @@ def get_config() -> ml_collections.ConfigDict:
       batch_size=8,
       total_steps=150,
       learning_rate=2e-3,
+      # Cross-entropy heatmap loss: stronger gradients than MSE while the maps
+      # are still flat (a short budget); it helped both models a little in
+      # 150-step trials at 256^2 (NME 0.358 -> 0.352 regional, 0.341 -> 0.333
+      # holistic).
+      loss=dict(heatmap="ce"),
       optimizer=dict(warmup_steps=20),
       log_every_steps=10,
       eval_every_steps=150,  # one evaluation, at the end
