@@ -193,6 +193,7 @@ def main(argv) -> None:
   from hrface_jax import evaluation  # noqa: PLC0415
 
   del argv
+  rs.quiet_experiment_logging()
   f = flags.FLAGS
   if f.config is not None and f.budget is not None:
     raise app.UsageError("give --budget or --config, not both")

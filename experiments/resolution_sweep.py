@@ -525,10 +525,20 @@ def run_sweep(
   return records
 
 
+def quiet_experiment_logging() -> None:
+  """Progress lines only: import the libraries that set absl's verbosity to
+  INFO (orbax, TFDS), then turn it down unless --verbosity was given."""
+  from hrface_jax import checkpointing, trainer  # noqa: F401, PLC0415
+  from hrface_jax.cli import quiet_logging  # noqa: PLC0415
+
+  quiet_logging()
+
+
 def main(argv) -> None:
   from absl import app, flags  # noqa: PLC0415
 
   del argv
+  quiet_experiment_logging()
   f = flags.FLAGS
   if f.config is not None and f.budget is not None:
     raise app.UsageError("give --budget or --config, not both")

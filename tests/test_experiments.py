@@ -201,3 +201,29 @@ def test_benchmark_reports_every_field(data_dir):
     log=lambda s: None,
   )
   assert tight["status"] == "does_not_fit" and tight["train_step_ms"] is None
+
+
+def test_crop_oracle_separates_crop_placement_from_the_networks(data_dir, tmp_path):
+  import crop_oracle  # noqa: PLC0415
+
+  sweep = tiny_sweep(data_dir, models=("regional",))
+  work = str(tmp_path / "runs")
+  rs.run_sweep(sweep, str(tmp_path / "out"), work, log=lambda s: None)
+  result = crop_oracle.crop_oracle(os.path.join(work, "regional_r256_s4"))
+  assert result["num_images"] == 4 and result["resolution"] == 256
+  for k in ("nme_coarse", "nme_predicted_crops", "nme_oracle_crops"):
+    assert 0 < result[k] < 10
+  # Oracle crops move the windows, so the refined landmarks change.
+  assert result["nme_oracle_crops"] != result["nme_predicted_crops"]
+  assert 0 <= result["inside_predicted_crop_fraction"] <= 1
+  assert result["attention_center_error_px"] > 0
+
+
+def test_crop_oracle_refuses_a_holistic_checkpoint(data_dir, tmp_path):
+  import crop_oracle  # noqa: PLC0415
+
+  sweep = tiny_sweep(data_dir, models=("holistic_input256",))
+  work = str(tmp_path / "runs")
+  rs.run_sweep(sweep, str(tmp_path / "out"), work, log=lambda s: None)
+  with pytest.raises(ValueError, match="needs a regional one"):
+    crop_oracle.crop_oracle(os.path.join(work, "holistic_input256_r256_s4"))

@@ -197,15 +197,46 @@ def test_fuse_regions_is_confidence_weighted():
   coords = jnp.array([[[[0.0, 0.0], [10.0, 0.0]], [[20.0, 0.0], [30.0, 4.0]]]])
   conf = jnp.array([[[1.0, 0.25], [0.75, 1.0]]])
   fallback = jnp.full((1, 4, 2), -7.0)
-  lm, c = regional_lib.fuse_regions(
-    coords, conf, regions, fallback, jnp.full((1, 4), 0.5)
-  )
-  lm, c = np.asarray(lm)[0], np.asarray(c)[0]
+  lm = np.asarray(regional_lib.fuse_regions(coords, conf, regions, fallback))[0]
   np.testing.assert_allclose(lm[0], [0, 0], atol=1e-4)
   np.testing.assert_allclose(lm[1], [(0.25 * 10 + 0.75 * 20) / 1.0, 0], atol=1e-4)
   np.testing.assert_allclose(lm[2], [30, 4], atol=1e-4)
   np.testing.assert_allclose(lm[3], [-7, -7])
-  assert c[3] == 0.5
+
+
+def test_fuse_regions_with_fallback_weights_joins_the_fallback_everywhere():
+  regions = ((0, 1), (1, 2))
+  coords = jnp.array([[[[0.0, 0.0], [10.0, 0.0]], [[20.0, 0.0], [30.0, 4.0]]]])
+  weights = jnp.array([[[1.0, 1.0], [3.0, 1.0]]])
+  fallback = jnp.array([[[4.0, 0.0], [0.0, 0.0], [30.0, 0.0], [-7.0, 1.0]]])
+  fallback_weights = jnp.array([[1.0, 4.0, 1.0, 2.0]])
+  lm = regional_lib.fuse_regions(coords, weights, regions, fallback, fallback_weights)
+  lm = np.asarray(lm)[0]
+  np.testing.assert_allclose(lm[0], [2, 0], atol=1e-4)  # (0 + 4) / 2
+  np.testing.assert_allclose(lm[1], [(10 + 3 * 20 + 0) / 8, 0], atol=1e-4)
+  np.testing.assert_allclose(lm[2], [30, 2], atol=1e-4)
+  np.testing.assert_allclose(lm[3], [-7, 1], atol=1e-5)  # in no region
+
+
+def test_precision_fusion_is_the_inverse_variance_mean_with_the_coarse_point():
+  images = _images((2, 64, 64, 3))
+  _, variables, out = _run(_small(**{"regional.fusion": "precision"}), images)
+  index, mask = regional_lib.region_slots(markup_lib.IBUG68.region_indices())
+  reg = np.asarray(out["regional_landmarks"], np.float64)  # [B, R, K, 2]
+  reg_w = 1.0 / np.asarray(out["regional_variance_px"], np.float64) + 1e-6
+  coarse = np.asarray(out["coarse_landmarks"], np.float64)
+  coarse_w = 1.0 / np.asarray(out["coarse_variance_px"], np.float64)
+  num = coarse * coarse_w[..., None]
+  den = coarse_w.copy()
+  for r, k in zip(*np.nonzero(mask), strict=True):
+    num[:, index[r, k]] += reg_w[:, r, k, None] * reg[:, r, k]
+    den[:, index[r, k]] += reg_w[:, r, k]
+  np.testing.assert_allclose(out["landmarks"], num / den[..., None], rtol=1e-4)
+  conf = np.asarray(out["confidence"])
+  assert ((conf > 0) & (conf <= 1)).all()
+  # The default fusion ignores the coarse point wherever a region covers it.
+  _, _, plain = _run(_small(), images, variables)
+  assert not np.allclose(plain["landmarks"], out["landmarks"])
 
 
 @pytest.mark.parametrize(
@@ -220,6 +251,7 @@ def test_fuse_regions_is_confidence_weighted():
     ("loss.coord", "l2", "loss.coord"),
     ("compute_dtype", "float16", "compute_dtype"),
     ("regional.widths", (8,) * 7, "regional.widths"),
+    ("regional.fusion", "mean", "regional.fusion"),
   ],
 )
 def test_validate_model_config_names_the_field(field, value, match):

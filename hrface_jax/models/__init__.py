@@ -108,5 +108,8 @@ def build_model(config: ml_collections.ConfigDict) -> nn.Module:
     dtype=dtype,
   )
   return RegionalLandmarkModel(
-    coarse=coarse, regional=regional, center_source=c.center_source
+    coarse=coarse,
+    regional=regional,
+    center_source=c.center_source,
+    fusion=r.get("fusion", "confidence"),  # checkpoints from before the field
   )

@@ -52,6 +52,7 @@ class CoarseNet(nn.Module):
     return {
       "coarse_landmarks": hm.heatmap_to_image(lm, hm_scale),
       "coarse_confidence": hm.confidence_from_variance(lm_var, self.sigma),
+      "coarse_variance_px": lm_var * hm_scale**2,  # [B, L] full-image px^2
       "coarse_heatmaps": lm_probs,
       "attention_maps": att_probs,
       "region_centers": hm.heatmap_to_image(ctr, hm_scale),

@@ -17,6 +17,7 @@ from hrface_jax import markup as markup_lib
 
 MODEL_NAMES = ("regional", "holistic")
 CENTER_MODES = ("gt_jitter", "predicted", "mix")
+FUSIONS = ("confidence", "precision")
 
 # (resolution, crop_size, stem_stride). Crops are 3/4 of the image side: the
 # largest region (a jaw side, from the ear to the chin) spans up to ~0.6 of the
@@ -83,6 +84,11 @@ def add_defaults(config: ml_collections.ConfigDict) -> None:
       differentiable_crop=False,
       remat_stem=True,  # recompute the stem in the backward pass (saves memory)
       pad_value=0,  # uint8 value outside the image
+      # How a landmark's estimates combine. "confidence": the regions that
+      # contain it, weighted by heatmap sharpness (the coarse landmark only
+      # where no region does). "precision": those and the coarse landmark,
+      # each weighted by 1 / its heatmap variance in full-image pixels^2.
+      fusion="confidence",
     )
   )
 
@@ -263,6 +269,13 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
       f"(crop {size} / stride {stride}) divisible by {ndown}",
     )
     _check(0 <= r.pad_value <= 255, "regional.pad_value", r.pad_value, "uint8 value")
+    fusion = r.get("fusion", "confidence")
+    _check(
+      fusion in FUSIONS,
+      "regional.fusion",
+      fusion,
+      f"expected one of {FUSIONS}",
+    )
     del markup
   else:
     ho = config.holistic

@@ -28,16 +28,18 @@ def region_slots(region_index: RegionIndex) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fuse_regions(
-  coords: jax.Array,
-  confidence: jax.Array,
+  values: jax.Array,
+  weights: jax.Array,
   region_index: RegionIndex,
   fallback: jax.Array,
-  fallback_confidence: jax.Array,
-) -> tuple[jax.Array, jax.Array]:
-  """Per-region predictions [B, R, K, 2] -> landmarks [B, L, 2], confidence [B, L].
+  fallback_weights: jax.Array | None = None,
+) -> jax.Array:
+  """Per-region estimates [B, R, K, D] -> one per landmark [B, L, D].
 
-  A landmark in several regions is the confidence-weighted mean of their
-  predictions; one in no region keeps ``fallback`` (the coarse landmark).
+  A landmark's value is the ``weights``-weighted mean ([B, R, K], > 0) of the
+  estimates of every region it is in. One in no region keeps ``fallback``
+  [B, L, D]; with ``fallback_weights`` [B, L] the fallback also joins every
+  landmark's mean with that weight.
   """
   num = fallback.shape[-2]
   index, mask = region_slots(region_index)
@@ -45,15 +47,16 @@ def fuse_regions(
   r, k = np.nonzero(mask)
   onehot[r, k, index[r, k]] = 1.0
   covered = onehot.sum((0, 1)) > 0
-  w = confidence + 1e-6
+  w = weights + 1e-6
+  num_ = jnp.einsum("brk,rkl,brkd->bld", w, onehot, values)
   den = jnp.einsum("brk,rkl->bl", w, onehot)
-  den_safe = jnp.where(covered, den, 1.0)
-  fused = jnp.einsum("brk,rkl,brkd->bld", w, onehot, coords) / den_safe[..., None]
-  conf = jnp.einsum("brk,rkl->bl", w * confidence, onehot) / den_safe
-  return (
-    jnp.where(covered[:, None], fused, fallback),
-    jnp.where(covered, conf, fallback_confidence),
-  )
+  if fallback_weights is not None:
+    num_ = num_ + fallback_weights[..., None] * fallback
+    den = den + fallback_weights
+  fused = num_ / jnp.where(den > 0, den, 1.0)[..., None]
+  if fallback_weights is not None:
+    return fused
+  return jnp.where(covered[:, None], fused, fallback)
 
 
 class _CropStem(nn.Module):
@@ -171,6 +174,7 @@ class RegionalNet(nn.Module):
     return {
       "regional_landmarks": full,  # [B, R, K, 2] full-image pixels
       "regional_confidence": hm.confidence_from_variance(var, self.sigma),
+      "regional_variance_px": var * scale**2,  # [B, R, K] full-image px^2
       "regional_heatmaps": probs,  # [B, R, f, f, K]
       "regional_heatmap_scale": jnp.float32(scale),
       "crop_origins": origins,  # [B, R, 2]
@@ -190,6 +194,7 @@ class RegionalLandmarkModel(nn.Module):
   coarse: CoarseNet
   regional: RegionalNet
   center_source: str = "attention"  # "attention" | "landmarks"
+  fusion: str = "confidence"  # "confidence" | "precision" (see __call__)
 
   @nn.compact
   def __call__(
@@ -214,11 +219,27 @@ class RegionalLandmarkModel(nn.Module):
       centers = jnp.where(jnp.isnan(crop_centers), pred, crop_centers)
     out.update(self.regional(images, centers))
     out["crop_centers"] = centers
-    out["landmarks"], out["confidence"] = fuse_regions(
+    regions = self.regional.region_index
+    if self.fusion == "precision":
+      # Every estimate, the coarse one included, weighted by the inverse of
+      # its heatmap's variance in full-image pixels^2: a sharp regional map
+      # (fine pixels) wins, a flat one defers to the coarse landmark.
+      weights = 1.0 / jnp.maximum(out["regional_variance_px"], 1e-6)
+      coarse_weights = 1.0 / jnp.maximum(out["coarse_variance_px"], 1e-6)
+    else:  # "confidence": regional estimates only; coarse where none
+      weights, coarse_weights = out["regional_confidence"], None
+    out["landmarks"] = fuse_regions(
       out["regional_landmarks"],
-      out["regional_confidence"],
-      self.regional.region_index,
+      weights,
+      regions,
       out["coarse_landmarks"],
-      out["coarse_confidence"],
+      coarse_weights,
     )
+    out["confidence"] = fuse_regions(
+      out["regional_confidence"][..., None],
+      weights,
+      regions,
+      out["coarse_confidence"][..., None],
+      coarse_weights,
+    )[..., 0]
     return out

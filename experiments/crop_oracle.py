@@ -1,0 +1,122 @@
+r"""Where does a regional model's error come from: its crops or its networks?
+
+    python experiments/crop_oracle.py \
+        --workdir=runs/resolution_sweep_hrface_synth/regional_r1024_s150 \
+        [--split=test] [--json=PATH]
+
+Evaluates a trained regional checkpoint three ways on the same images:
+
+* ``coarse``: the coarse network's own landmarks (no crops);
+* ``predicted_crops``: the model as it runs (crops centred by the attention);
+* ``oracle_crops``: crops centred on the ground-truth region centres, so the
+  regional networks see their region where training put it.
+
+If ``oracle_crops`` is much better than ``predicted_crops``, the coarse
+attention (crop placement) limits the model; if ``oracle_crops`` is no better
+than ``coarse``, the regional networks themselves do. Also reports the
+attention's centre error and the fraction of landmarks that fall inside their
+region's predicted crop. NME is inter-ocular, per image, in network pixels.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+  sys.path.insert(0, REPO)
+
+
+def crop_oracle(workdir: str, split: str | None = None) -> dict[str, Any]:
+  """NMEs of coarse / predicted-crop / oracle-crop landmarks of a checkpoint."""
+  import jax  # noqa: PLC0415
+
+  from hrface_jax import checkpointing, metrics, models  # noqa: PLC0415
+  from hrface_jax import markup as markup_lib  # noqa: PLC0415
+  from hrface_jax.data import pipeline  # noqa: PLC0415
+
+  config, params, step = checkpointing.load_for_inference(workdir)
+  if config.model_name != "regional":
+    raise ValueError(
+      f"{workdir}: a {config.model_name!r} checkpoint; crop_oracle needs a regional one"
+    )
+  markup = markup_lib.get_markup(config.markup)
+  model = models.build_model(config)
+
+  @jax.jit
+  def run(images, crop_centers):
+    out = model.apply({"params": params}, images, crop_centers=crop_centers)
+    keys = ("landmarks", "coarse_landmarks", "region_centers", "crop_boxes")
+    return {k: out[k] for k in keys}
+
+  nmes: dict[str, list[np.ndarray]] = {}
+  center_err, inside = [], []
+  for batch in pipeline.make_eval_iterator(config, split):
+    keep = np.asarray(batch["mask"], bool)
+    true = np.asarray(batch["landmarks"], np.float32)
+    oracle = np.asarray(models.region_centers_from_landmarks(true, markup))
+    pred = jax.device_get(run(batch["image"], None))
+    orc = jax.device_get(run(batch["image"], oracle))
+    for name, points in (
+      ("coarse", pred["coarse_landmarks"]),
+      ("predicted_crops", pred["landmarks"]),
+      ("oracle_crops", orc["landmarks"]),
+    ):
+      nmes.setdefault(name, []).append(
+        np.asarray(metrics.nme(points, true, markup))[keep]
+      )
+    center_err.append(
+      np.linalg.norm(pred["region_centers"] - oracle, axis=-1)[keep].ravel()
+    )
+    # Pixel extent of each window: [x0 - 0.5, x1 - 0.5] (x1 exclusive).
+    boxes = pred["crop_boxes"] - 0.5  # [B, R, 4]
+    for r, idx in enumerate(markup.region_indices()):
+      p = true[:, idx]  # [B, K, 2]
+      b = boxes[:, r, None]
+      ok = (p[..., 0] >= b[..., 0]) & (p[..., 0] <= b[..., 2])
+      ok &= (p[..., 1] >= b[..., 1]) & (p[..., 1] <= b[..., 3])
+      inside.append(ok[keep].ravel())
+  result: dict[str, Any] = {
+    "workdir": os.path.abspath(workdir),
+    "step": step,
+    "resolution": int(config.resolution),
+    "num_images": int(sum(len(v) for v in nmes["coarse"])),
+  }
+  for name, values in nmes.items():
+    result[f"nme_{name}"] = float(np.nanmean(np.concatenate(values)))
+  result["attention_center_error_px"] = float(np.mean(np.concatenate(center_err)))
+  result["attention_center_error_fraction"] = (
+    result["attention_center_error_px"] / config.resolution
+  )
+  result["inside_predicted_crop_fraction"] = float(np.mean(np.concatenate(inside)))
+  return result
+
+
+def main(argv) -> None:
+  from absl import flags  # noqa: PLC0415
+
+  from hrface_jax import checkpointing, evaluation  # noqa: F401, PLC0415
+  from hrface_jax.cli import quiet_logging  # noqa: PLC0415
+
+  del argv
+  quiet_logging()
+  f = flags.FLAGS
+  result = crop_oracle(f.workdir, f.split)
+  for k, v in result.items():
+    print(f"{k:>32}: {v:.4f}" if isinstance(v, float) else f"{k:>32}: {v}")
+  if f.json:
+    evaluation.write_json(f.json, result)
+
+
+if __name__ == "__main__":
+  from absl import app, flags
+
+  flags.DEFINE_string("workdir", None, "A regional run's workdir (or checkpoint).")
+  flags.DEFINE_string("split", None, "Split to evaluate (default the config's).")
+  flags.DEFINE_string("json", None, "Write the result here as JSON.")
+  flags.mark_flag_as_required("workdir")
+  app.run(main)
