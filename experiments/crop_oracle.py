@@ -15,15 +15,20 @@ If ``oracle_crops`` is much better than ``predicted_crops``, the coarse
 attention (crop placement) limits the model; if ``oracle_crops`` is no better
 than ``coarse``, the regional networks themselves do. Also reports the
 attention's centre error and the fraction of landmarks that fall inside their
-region's predicted crop. NME is inter-ocular, per image, in network pixels.
+region's predicted crop, and both kinds of crops under the other fusion
+(``config.regional.fusion``: "confidence" or "precision"; it has no
+parameters, so one checkpoint answers for both). NME is inter-ocular, mean
+over images, in network pixels.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from typing import Any
 
+import ml_collections
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,6 +43,7 @@ def crop_oracle(workdir: str, split: str | None = None) -> dict[str, Any]:
   from hrface_jax import checkpointing, metrics, models  # noqa: PLC0415
   from hrface_jax import markup as markup_lib  # noqa: PLC0415
   from hrface_jax.data import pipeline  # noqa: PLC0415
+  from hrface_jax.models import config as model_config  # noqa: PLC0415
 
   config, params, step = checkpointing.load_for_inference(workdir)
   if config.model_name != "regional":
@@ -45,11 +51,18 @@ def crop_oracle(workdir: str, split: str | None = None) -> dict[str, Any]:
       f"{workdir}: a {config.model_name!r} checkpoint; crop_oracle needs a regional one"
     )
   markup = markup_lib.get_markup(config.markup)
-  model = models.build_model(config)
+  configured = config.regional.get("fusion", "confidence")
+  fused_models = {}
+  for fusion in model_config.FUSIONS:  # parameter-free: same params for each
+    cfg = ml_collections.ConfigDict(config.to_dict())
+    cfg.regional.fusion = fusion
+    fused_models[fusion] = models.build_model(cfg)
 
-  @jax.jit
-  def run(images, crop_centers):
-    out = model.apply({"params": params}, images, crop_centers=crop_centers)
+  @functools.partial(jax.jit, static_argnums=0)
+  def run(fusion, images, crop_centers):
+    out = fused_models[fusion].apply(
+      {"params": params}, images, crop_centers=crop_centers
+    )
     keys = ("landmarks", "coarse_landmarks", "region_centers", "crop_boxes")
     return {k: out[k] for k in keys}
 
@@ -59,13 +72,15 @@ def crop_oracle(workdir: str, split: str | None = None) -> dict[str, Any]:
     keep = np.asarray(batch["mask"], bool)
     true = np.asarray(batch["landmarks"], np.float32)
     oracle = np.asarray(models.region_centers_from_landmarks(true, markup))
-    pred = jax.device_get(run(batch["image"], None))
-    orc = jax.device_get(run(batch["image"], oracle))
-    for name, points in (
-      ("coarse", pred["coarse_landmarks"]),
-      ("predicted_crops", pred["landmarks"]),
-      ("oracle_crops", orc["landmarks"]),
-    ):
+    named = {}
+    for fusion in model_config.FUSIONS:
+      pred = jax.device_get(run(fusion, batch["image"], None))
+      orc = jax.device_get(run(fusion, batch["image"], oracle))
+      suffix = "" if fusion == configured else f"_{fusion}_fusion"
+      named[f"predicted_crops{suffix}"] = pred["landmarks"]
+      named[f"oracle_crops{suffix}"] = orc["landmarks"]
+    named["coarse"] = pred["coarse_landmarks"]
+    for name, points in named.items():
       nmes.setdefault(name, []).append(
         np.asarray(metrics.nme(points, true, markup))[keep]
       )
@@ -85,6 +100,7 @@ def crop_oracle(workdir: str, split: str | None = None) -> dict[str, Any]:
     "step": step,
     "resolution": int(config.resolution),
     "num_images": int(sum(len(v) for v in nmes["coarse"])),
+    "fusion": configured,
   }
   for name, values in nmes.items():
     result[f"nme_{name}"] = float(np.nanmean(np.concatenate(values)))

@@ -211,7 +211,14 @@ def test_crop_oracle_separates_crop_placement_from_the_networks(data_dir, tmp_pa
   rs.run_sweep(sweep, str(tmp_path / "out"), work, log=lambda s: None)
   result = crop_oracle.crop_oracle(os.path.join(work, "regional_r256_s4"))
   assert result["num_images"] == 4 and result["resolution"] == 256
-  for k in ("nme_coarse", "nme_predicted_crops", "nme_oracle_crops"):
+  assert result["fusion"] == "confidence"
+  for k in (
+    "nme_coarse",
+    "nme_predicted_crops",
+    "nme_oracle_crops",
+    "nme_predicted_crops_precision_fusion",
+    "nme_oracle_crops_precision_fusion",
+  ):
     assert 0 < result[k] < 10
   # Oracle crops move the windows, so the refined landmarks change.
   assert result["nme_oracle_crops"] != result["nme_predicted_crops"]
