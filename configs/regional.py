@@ -28,11 +28,12 @@ def get_config(variant: str = ""):
   config.regional.crop_table = model_config.CROP_TABLE
   config.regional.share_trunk = False  # per-region parameters (vmapped)
   config.regional.differentiable_crop = False
-  # Coarse landmark and regional estimates weighted by 1 / heatmap variance
-  # (image pixels^2). On the small sweep's checkpoints it never did worse than
-  # "confidence" (NME 0.352 -> 0.348 at 256^2, 0.3586 -> 0.3579 at 1024^2;
-  # experiments/crop_oracle.py).
-  config.regional.fusion = "precision"
+  # "confidence" fusion: where the crops are right the regional estimates
+  # alone are best. "precision" (coarse landmark included, 1 / variance
+  # weights) moved the small sweep's NME by -0.004..+0.0025, but with
+  # ground-truth-centred crops it drags 0.068 back to 0.22 towards the coarse
+  # landmark (experiments/crop_oracle.py, 2026-11-22).
+  config.regional.fusion = "confidence"
   # Joint stage: per example, ground-truth or predicted crop centres.
   config.train_crop_centers = "mix"
   config.train_crop_jitter = 0.03
