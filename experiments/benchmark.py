@@ -93,7 +93,7 @@ def device_steps(config, iters: int) -> dict[str, float]:
   batch = trainer.shard(_fake_batch(config, batch_size), devices)
   last_stage = stages.schedule(config)[-1].name
   p_train = trainer.make_p_train_step(config, model, tx, last_stage)
-  holder = {"state": jax_utils.replicate(state, devices)}
+  holder = {"state": trainer.replicate(state, devices)}
   del state
 
   def train_once():

@@ -179,15 +179,34 @@ def maybe_initialize_distributed(config: ml_collections.ConfigDict) -> None:
     jax.distributed.initialize()
 
 
+def _device_axis(devices) -> jax.NamedSharding:
+  """Leading axis over ``devices``, named like the pmap axis: the sharding
+  pmap gives its outputs."""
+  return jax.NamedSharding(jax.sharding.Mesh(np.asarray(devices), (AXIS,)), jax.P(AXIS))
+
+
 def shard(batch: dict[str, np.ndarray], devices) -> dict[str, jax.Array]:
   """[B_local, ...] host arrays -> [n_devices, B_local / n, ...] on the devices."""
-  n = len(devices)
-  sharding = jax.NamedSharding(
-    jax.sharding.Mesh(np.asarray(devices), (AXIS,)), jax.P(AXIS)
-  )
+  n, sharding = len(devices), _device_axis(devices)
   return jax.tree.map(
     lambda x: jax.device_put(np.asarray(x).reshape(n, -1, *x.shape[1:]), sharding),
     batch,
+  )
+
+
+def replicate(tree: Any, devices) -> Any:
+  """One copy of every leaf per device, [n_devices, ...].
+
+  Unlike ``flax.jax_utils.replicate`` the copies carry the sharding pmap gives
+  its outputs, so the step that consumes its own output does not compile a
+  second time for a differently named mesh.
+  """
+  n, sharding = len(devices), _device_axis(devices)
+  return jax.tree.map(
+    lambda x: jax.device_put(
+      np.broadcast_to(np.asarray(x), (n, *np.shape(x))), sharding
+    ),
+    tree,
   )
 
 
@@ -276,7 +295,7 @@ def train_and_evaluate(
       flush=True,
     )
 
-  p_state = jax_utils.replicate(state, devices)
+  p_state = replicate(state, devices)
   del state
   p_steps: dict[str, Callable] = {}
   p_predict = evaluation.make_p_predict(model)

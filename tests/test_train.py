@@ -344,3 +344,43 @@ def test_checkpoints_in_a_relative_workdir(tmp_path, monkeypatch):
   ) == ["2", "3"]
   _, params, step = checkpointing.load_for_inference("runs/relative")
   assert step == 3 and np.allclose(params["w"], 2.0)
+
+
+def test_train_step_compiles_once_for_the_state_it_returns(data_dir):
+  """The replicated state carries pmap's own output sharding: feeding the
+  step its output again must not compile a second executable."""
+  from hrface_jax import optim  # noqa: PLC0415
+  from hrface_jax.train_state import create_train_state  # noqa: PLC0415
+
+  config = tiny_config(data_dir)
+  devices = jax.local_devices()
+  model = models.build_model(config)
+  tx = optim.make_optimizer(config)
+  rng = jax.random.PRNGKey(0)
+  state = create_train_state(trainer.init_params(config, model, rng), tx, rng)
+  r = config.resolution
+  batch = trainer.shard(
+    {
+      "image": np.zeros((4, r, r, 3), np.uint8),
+      "landmarks": np.full((4, 68, 2), r / 2, np.float32),
+    },
+    devices,
+  )
+  p_train = trainer.make_p_train_step(config, model, tx, "joint")
+  p_state = trainer.replicate(state, devices)
+  assert int(p_state.step[0]) == 0 and p_state.step.shape == (len(devices),)
+  compiles = []
+
+  def listen(name, secs, **kw):
+    if name == "/jax/core/compile/backend_compile_duration":
+      compiles.append(name)
+
+  jax.monitoring.register_event_duration_secs_listener(listen)
+  try:
+    for _ in range(3):
+      p_state, _ = p_train(p_state, batch)
+    jax.block_until_ready(p_state)
+  finally:
+    jax.monitoring.unregister_event_duration_listener(listen)
+  assert int(p_state.step[0]) == 3
+  assert len(compiles) == 1
