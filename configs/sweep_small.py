@@ -24,7 +24,7 @@ def get_config() -> ml_collections.ConfigDict:
   sweep.memory_budget_gb = 0.0
   # A time budget: runs whose compiled train step costs more are recorded
   # ("over_compute_budget", with their memory and FLOPs), not trained. On 2
-  # CPU cores full-resolution holistic at 1024^2 (~160 GFLOPs a step) would
+  # CPU cores full-resolution holistic at 1024^2 (79 GFLOPs a step) would
   # take longer than the whole sweep. 0: no limit.
   sweep.max_train_gflops_per_step = 60.0
   sweep.infer_timing_iters = 3  # timed inference batches (after one warm-up)
@@ -54,8 +54,8 @@ def get_config() -> ml_collections.ConfigDict:
     )
   )
   sweep.regional = ml_collections.ConfigDict()
-  # A stacked hourglass of about the regional model's FLOPs at 256^2 (9.9 vs
-  # 5.9 GFLOPs per train step of 8): the same compute class, so "same steps"
+  # A stacked hourglass of about the regional model's FLOPs at 256^2 (5.0 vs
+  # 3.0 GFLOPs per train step of 4): the same compute class, so "same steps"
   # is a fair budget, and full resolution at 512^2 fits the time budget.
   sweep.holistic = ml_collections.ConfigDict(
     dict(holistic=dict(stem_width=16, width=32, levels=4, stacks=2))

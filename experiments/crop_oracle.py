@@ -31,9 +31,11 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-  sys.path.insert(0, REPO)
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+for _path in (REPO, HERE):  # the package, and the sibling experiments
+  if _path not in sys.path:
+    sys.path.insert(0, _path)
 
 
 def crop_oracle(workdir: str, split: str | None = None) -> dict[str, Any]:
@@ -44,6 +46,7 @@ def crop_oracle(workdir: str, split: str | None = None) -> dict[str, Any]:
   from hrface_jax import markup as markup_lib  # noqa: PLC0415
   from hrface_jax.data import pipeline  # noqa: PLC0415
   from hrface_jax.models import config as model_config  # noqa: PLC0415
+  from hrface_jax.models.regional import region_slots  # noqa: PLC0415
 
   config, params, step = checkpointing.load_for_inference(workdir)
   if config.model_name != "regional":
@@ -51,6 +54,7 @@ def crop_oracle(workdir: str, split: str | None = None) -> dict[str, Any]:
       f"{workdir}: a {config.model_name!r} checkpoint; crop_oracle needs a regional one"
     )
   markup = markup_lib.get_markup(config.markup)
+  index, mask = region_slots(markup.region_indices())  # [R, K]
   configured = config.regional.get("fusion", "confidence")
   fused_models = {}
   for fusion in model_config.FUSIONS:  # parameter-free: same params for each
@@ -88,13 +92,10 @@ def crop_oracle(workdir: str, split: str | None = None) -> dict[str, Any]:
       np.linalg.norm(pred["region_centers"] - oracle, axis=-1)[keep].ravel()
     )
     # Pixel extent of each window: [x0 - 0.5, x1 - 0.5] (x1 exclusive).
-    boxes = pred["crop_boxes"] - 0.5  # [B, R, 4]
-    for r, idx in enumerate(markup.region_indices()):
-      p = true[:, idx]  # [B, K, 2]
-      b = boxes[:, r, None]
-      ok = (p[..., 0] >= b[..., 0]) & (p[..., 0] <= b[..., 2])
-      ok &= (p[..., 1] >= b[..., 1]) & (p[..., 1] <= b[..., 3])
-      inside.append(ok[keep].ravel())
+    boxes = pred["crop_boxes"][:, :, None] - 0.5  # [B, R, 1, 4]
+    points = true[:, index]  # [B, R, K, 2]
+    ok = np.all((points >= boxes[..., :2]) & (points <= boxes[..., 2:]), axis=-1)
+    inside.append(ok[keep][:, mask])
   result: dict[str, Any] = {
     "workdir": os.path.abspath(workdir),
     "step": step,
@@ -114,12 +115,12 @@ def crop_oracle(workdir: str, split: str | None = None) -> dict[str, Any]:
 
 def main(argv) -> None:
   from absl import flags  # noqa: PLC0415
+  from resolution_sweep import quiet_experiment_logging  # noqa: PLC0415
 
-  from hrface_jax import checkpointing, evaluation  # noqa: F401, PLC0415
-  from hrface_jax.cli import quiet_logging  # noqa: PLC0415
+  from hrface_jax import evaluation  # noqa: PLC0415
 
   del argv
-  quiet_logging()
+  quiet_experiment_logging()
   f = flags.FLAGS
   result = crop_oracle(f.workdir, f.split)
   for k, v in result.items():
