@@ -55,7 +55,7 @@ def crop_oracle(workdir: str, split: str | None = None) -> dict[str, Any]:
     )
   markup = markup_lib.get_markup(config.markup)
   index, mask = region_slots(markup.region_indices())  # [R, K]
-  configured = config.regional.get("fusion", "confidence")
+  configured = config.regional.fusion
   fused_models = {}
   for fusion in model_config.FUSIONS:  # parameter-free: same params for each
     cfg = ml_collections.ConfigDict(config.to_dict())

@@ -26,6 +26,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
+from hrface_jax import config_lib
+
 BEST_METRIC = "nme_inter_ocular"
 
 
@@ -169,11 +171,12 @@ def load_for_inference(
 
   ``path`` is a workdir (its best checkpoint by validation NME, else its
   latest), a ``checkpoints`` folder, or one step folder. Uses the EMA params,
-  which equal the raw params when EMA is off.
+  which equal the raw params when EMA is off. Config fields newer than the
+  checkpoint get their current defaults.
   """
   step_dir = _step_dir(epath.Path(os.path.abspath(path)))
   with ocp.Checkpointer(ocp.JsonCheckpointHandler()) as ckptr:
-    config = ml_collections.ConfigDict(ckptr.restore(step_dir / "config"))
+    config = config_lib.with_defaults(ckptr.restore(step_dir / "config"))
   with ocp.StandardCheckpointer() as ckptr:
     state = ckptr.restore(step_dir / "state")
   params = jax.tree.map(np.asarray, state["ema_params"])

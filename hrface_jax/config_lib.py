@@ -7,6 +7,9 @@ experiment changes, so each reads like a table of that experiment.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import ml_collections
 
 from hrface_jax import markup as markup_lib
@@ -69,6 +72,25 @@ def base_config() -> ml_collections.ConfigDict:
   # what the joint stage uses: per example, ground truth or predicted centres.
   config.train_crop_centers = "mix"
   return config
+
+
+def with_defaults(saved: Mapping[str, Any]) -> ml_collections.ConfigDict:
+  """A saved config with the fields it predates filled from :func:`base_config`.
+
+  Checkpoints outlive code: a config saved before a field existed loads with
+  that field's current default, so no reader needs its own fallback. Saved
+  values win, and saved fields the defaults lack are kept.
+  """
+
+  def merge(default: Any, value: Any) -> Any:
+    if isinstance(default, Mapping) and isinstance(value, Mapping):
+      out = dict(default)
+      out.update({k: merge(default.get(k), v) for k, v in value.items()})
+      return out
+    return value
+
+  saved = saved.to_dict() if isinstance(saved, ml_collections.ConfigDict) else saved
+  return ml_collections.ConfigDict(merge(base_config().to_dict(), dict(saved)))
 
 
 def parse_variant(variant: str, path: str) -> tuple[bool, int | None]:

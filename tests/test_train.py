@@ -346,6 +346,26 @@ def test_checkpoints_in_a_relative_workdir(tmp_path, monkeypatch):
   assert step == 3 and np.allclose(params["w"], 2.0)
 
 
+def test_checkpoint_from_older_code_loads_with_new_fields_defaulted(tmp_path):
+  # A config saved before a field existed (here regional.fusion) loads with
+  # that field's current default; what it did save is kept.
+  saved = config_lib.base_config()
+  saved.resolution = 512
+  del saved.regional["fusion"]
+  ckpt = checkpointing.Checkpointer(str(tmp_path / "old"), keep_last=1, keep_best=0)
+  state = {
+    "step": np.asarray(1, np.int32),
+    "params": {"w": np.ones(2, np.float32)},
+    "ema_params": {"w": np.ones(2, np.float32)},
+  }
+  ckpt.save(1, state, {"next_index": 1}, saved)
+  ckpt.close()
+  config, _, _ = checkpointing.load_for_inference(str(tmp_path / "old"))
+  assert config.resolution == 512
+  assert config.regional.fusion == config_lib.base_config().regional.fusion
+  models.validate_model_config(config)
+
+
 def test_train_step_compiles_once_for_the_state_it_returns(data_dir):
   """The replicated state carries pmap's own output sharding: feeding the
   step its output again must not compile a second executable."""

@@ -111,5 +111,5 @@ def build_model(config: ml_collections.ConfigDict) -> nn.Module:
     coarse=coarse,
     regional=regional,
     center_source=c.center_source,
-    fusion=r.get("fusion", "confidence"),  # checkpoints from before the field
+    fusion=r.fusion,
   )

@@ -269,11 +269,10 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
       f"(crop {size} / stride {stride}) divisible by {ndown}",
     )
     _check(0 <= r.pad_value <= 255, "regional.pad_value", r.pad_value, "uint8 value")
-    fusion = r.get("fusion", "confidence")
     _check(
-      fusion in FUSIONS,
+      r.fusion in FUSIONS,
       "regional.fusion",
-      fusion,
+      r.fusion,
       f"expected one of {FUSIONS}",
     )
     del markup
