@@ -6,7 +6,8 @@ set of overrides of the config seen by the loss and by crop-centre selection:
 =========  =====================================================================
 coarse     only the coarse network's losses (regional loss weights set to 0)
 regional   regional networks on crops around jittered ground-truth centres
-joint      everything, crops from ``config.train_crop_centers`` (predicted/mix)
+joint      everything, crops from ``config.train_crop_centers``
+           (predicted / mix / between)
 holistic   the holistic baseline's single stage
 =========  =====================================================================
 """

@@ -60,21 +60,31 @@ def train_crop_centers(
   markup: markup_lib.Markup,
   landmarks: jax.Array,
   keys: jax.Array,
-) -> jax.Array | None:
-  """Crop centres for a training batch: jittered ground truth, predicted, or a mix.
+) -> dict[str, jax.Array]:
+  """Crop centres for a training batch, as keyword arguments of the model.
 
-  Returns None to let the model use its own attention (predicted centres).
+  Jittered ground truth, predicted, per example a mix of both, or per example
+  and region a random point between them ("between"). Empty: the model uses
+  its own attention (predicted centres).
   """
   mode = cfg.train_crop_centers
   if cfg.model_name != "regional" or mode == "predicted":
-    return None
+    return {}
   centers = models.region_centers_from_landmarks(landmarks, markup)
   jitter = jax.vmap(lambda k: models.crop_center_jitter(k, cfg, centers.shape[1:]))(
     keys
   )
   centers = centers + jitter
   if mode == "gt_jitter":
-    return centers
+    return {"crop_centers": centers}
+  if mode == "between":
+    # The regional nets then see the attention's own errors, in direction and
+    # size, at every fraction of their full size (1 - weight): the crops they
+    # get at test time, and better ones.
+    weights = jax.vmap(
+      lambda k: jax.random.uniform(jax.random.fold_in(k, 2), centers.shape[1:2])
+    )(keys)
+    return {"crop_centers": centers, "crop_center_weights": weights}
   if mode == "mix":
     # The model mixes per example: NaN marks "use the predicted centre".
     use_gt = jax.vmap(
@@ -82,7 +92,7 @@ def train_crop_centers(
         jax.random.fold_in(k, 1), cfg.train_crop_mix_gt_fraction
       )
     )(keys)
-    return jnp.where(use_gt[:, None, None], centers, jnp.nan)
+    return {"crop_centers": jnp.where(use_gt[:, None, None], centers, jnp.nan)}
   raise ValueError(f"config.train_crop_centers={mode!r}")
 
 
@@ -101,12 +111,10 @@ def train_step(
   n = batch["image"].shape[0]
   first = process_offset + jax.lax.axis_index(AXIS) * n
   keys = _example_keys(state.rng, state.step, first, n)
-  crop_centers = train_crop_centers(cfg, markup, batch["landmarks"], keys)
+  crop_kwargs = train_crop_centers(cfg, markup, batch["landmarks"], keys)
 
   def loss_of(params):
-    outputs = model.apply(
-      {"params": params}, batch["image"], crop_centers=crop_centers, train=True
-    )
+    outputs = model.apply({"params": params}, batch["image"], **crop_kwargs, train=True)
     return models.loss_fn(cfg, outputs, batch["landmarks"])
 
   (loss, metrics), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params)

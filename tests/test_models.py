@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hrface_jax import config_lib, models
+from hrface_jax import config_lib, models, trainer
 from hrface_jax import markup as markup_lib
 from hrface_jax.models import regional as regional_lib
 
@@ -147,6 +147,41 @@ def test_crop_centers_override_and_nan_means_predicted(regional_variables):
   np.testing.assert_allclose(
     np.asarray(out["crop_origins"])[0], np.floor(100 - (size - 1) / 2 + 0.5)
   )
+
+
+def test_crop_center_weights_move_crops_from_predicted_towards_given(
+  regional_variables,
+):
+  cfg = _tiny()
+  images = _images((2, 256, 256, 3))
+  model = models.build_model(cfg)
+  given = jnp.full((2, 7, 2), 100.0)
+  weights = jnp.asarray(np.linspace(0.0, 1.0, 14, dtype=np.float32).reshape(2, 7))
+  out = jax.jit(
+    lambda v: model.apply(v, images, crop_centers=given, crop_center_weights=weights)
+  )(regional_variables)
+  pred = np.asarray(out["region_centers"])
+  expected = pred + np.asarray(weights)[..., None] * (100.0 - pred)
+  np.testing.assert_allclose(np.asarray(out["crop_centers"]), expected, rtol=1e-5)
+  np.testing.assert_allclose(np.asarray(out["crop_centers"])[0, 0], pred[0, 0])
+  np.testing.assert_allclose(np.asarray(out["crop_centers"])[1, 6], 100.0)
+
+
+def test_between_crop_centers_are_per_region_weights_in_0_1():
+  cfg = _tiny()
+  cfg.train_crop_centers = "between"
+  markup = markup_lib.get_markup(cfg.markup)
+  landmarks = jnp.asarray(np.random.default_rng(0).uniform(50, 200, (4, 68, 2)))
+  keys = jax.random.split(jax.random.PRNGKey(0), 4)
+  kwargs = trainer.train_crop_centers(cfg, markup, landmarks, keys)
+  w = np.asarray(kwargs["crop_center_weights"])
+  assert w.shape == (4, 7) and (w >= 0).all() and (w <= 1).all()
+  assert np.unique(w).size == w.size  # independent per example and region
+  gt = np.asarray(models.region_centers_from_landmarks(landmarks, markup))
+  jitter = cfg.train_crop_jitter * cfg.resolution
+  assert np.abs(np.asarray(kwargs["crop_centers"]) - gt).max() <= jitter + 1e-4
+  again = trainer.train_crop_centers(cfg, markup, landmarks, keys)
+  np.testing.assert_array_equal(np.asarray(again["crop_center_weights"]), w)
 
 
 def _grads(cfg, crop_centers):

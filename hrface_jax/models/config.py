@@ -16,7 +16,7 @@ import ml_collections
 from hrface_jax import markup as markup_lib
 
 MODEL_NAMES = ("regional", "holistic")
-CENTER_MODES = ("gt_jitter", "predicted", "mix")
+CENTER_MODES = ("gt_jitter", "predicted", "mix", "between")
 FUSIONS = ("confidence", "precision")
 
 # (resolution, crop_size, stem_stride). Crops are 3/4 of the image side: the
@@ -103,7 +103,8 @@ def add_defaults(config: ml_collections.ConfigDict) -> None:
   )
 
   # Crop centres while training: jittered ground truth, predicted by the
-  # attention, or per example a mix of both.
+  # attention, per example a mix of both, or per example and region a uniform
+  # random point between them ("between").
   config.train_crop_centers = "gt_jitter"
   config.train_crop_jitter = 0.03  # uniform +-, as a fraction of the image side
   config.train_crop_mix_gt_fraction = 0.5  # "mix": P(ground truth) per example

@@ -41,9 +41,10 @@ class HolisticModel(nn.Module):
     images: jax.Array,
     *,
     crop_centers: jax.Array | None = None,
+    crop_center_weights: jax.Array | None = None,
     train: bool = False,
   ) -> dict[str, jax.Array]:
-    del crop_centers, train  # no crops; no train-only behaviour
+    del crop_centers, crop_center_weights, train  # no crops; no train-only behaviour
     x, scale = layers.prepare_input(images, self.input_resolution, self.divisor)
     x = layers.SpaceToDepthStem((2,), (self.stem_width,), dtype=self.dtype)(x)
     x = layers.SepConvBlock(self.stem_width, dtype=self.dtype)(x)

@@ -187,8 +187,11 @@ class RegionalLandmarkModel(nn.Module):
 
   ``crop_centers`` [B, R, 2] (full-image pixels; NaN rows = use the
   predicted centre) overrides the attention's centres, e.g. with jittered
-  ground truth while training. Without ``differentiable_crop`` the predicted
-  centres are a stop-gradient: hard crops have no gradient w.r.t. position.
+  ground truth while training. ``crop_center_weights`` [B, R] in [0, 1] moves
+  each crop only that far from the predicted centre towards ``crop_centers``
+  (training on the attention's own errors, scaled). Without
+  ``differentiable_crop`` the predicted centres are a stop-gradient: hard
+  crops have no gradient w.r.t. position.
   """
 
   coarse: CoarseNet
@@ -202,6 +205,7 @@ class RegionalLandmarkModel(nn.Module):
     images: jax.Array,
     *,
     crop_centers: jax.Array | None = None,
+    crop_center_weights: jax.Array | None = None,
     train: bool = False,
   ) -> dict[str, jax.Array]:
     del train  # no dropout / batch statistics: train and eval are the same
@@ -217,6 +221,8 @@ class RegionalLandmarkModel(nn.Module):
     centers = pred
     if crop_centers is not None:
       centers = jnp.where(jnp.isnan(crop_centers), pred, crop_centers)
+      if crop_center_weights is not None:
+        centers = pred + crop_center_weights[..., None] * (centers - pred)
     out.update(self.regional(images, centers))
     out["crop_centers"] = centers
     regions = self.regional.region_index
