@@ -9,11 +9,19 @@ Evaluates a trained regional checkpoint three ways on the same images:
 * ``coarse``: the coarse network's own landmarks (no crops);
 * ``predicted_crops``: the model as it runs (crops centred by the attention);
 * ``oracle_crops``: crops centred on the ground-truth region centres, so the
-  regional networks see their region where training put it.
+  regional networks see their region where training put it;
+* ``shifted_crops``: ground-truth centres moved by the attention's own error,
+  per image and region, turned by a random angle: crops as far off as the
+  predicted ones, in a direction that carries no information.
 
-If ``oracle_crops`` is much better than ``predicted_crops``, the coarse
-attention (crop placement) limits the model; if ``oracle_crops`` is no better
-than ``coarse``, the regional networks themselves do. Also reports the
+If ``oracle_crops`` is much better than ``predicted_crops``, crop placement
+limits the model; if ``oracle_crops`` is no better than ``coarse``, the
+regional networks themselves do. Beware: a crop centred on the true region
+centre leaks ground truth, so a network that ignores the pixels and answers
+"the crop centre plus the mean shape" already scores well on ``oracle_crops``.
+``shifted_crops`` tells the two apart: a network that localises scores there
+about as on ``oracle_crops``, one that only echoes its crop centre about as on
+``predicted_crops``. Also reports the
 attention's centre error and the fraction of landmarks that fall inside their
 region's predicted crop, and both kinds of crops under the other fusion
 (``config.regional.fusion``: "confidence" or "precision"; it has no
@@ -36,6 +44,13 @@ REPO = os.path.dirname(HERE)
 for _path in (REPO, HERE):  # the package, and the sibling experiments
   if _path not in sys.path:
     sys.path.insert(0, _path)
+
+
+def turned(offsets: np.ndarray, angles: np.ndarray) -> np.ndarray:
+  """2-D ``offsets`` [..., 2] rotated by ``angles`` [...] (radians)."""
+  cos, sin = np.cos(angles), np.sin(angles)
+  x, y = offsets[..., 0], offsets[..., 1]
+  return np.stack([cos * x - sin * y, sin * x + cos * y], axis=-1)
 
 
 def crop_oracle(workdir: str, split: str | None = None) -> dict[str, Any]:
@@ -72,6 +87,7 @@ def crop_oracle(workdir: str, split: str | None = None) -> dict[str, Any]:
 
   nmes: dict[str, list[np.ndarray]] = {}
   center_err, inside = [], []
+  turn = np.random.default_rng(0)
   for batch in pipeline.make_eval_iterator(config, split):
     keep = np.asarray(batch["mask"], bool)
     true = np.asarray(batch["landmarks"], np.float32)
@@ -83,14 +99,17 @@ def crop_oracle(workdir: str, split: str | None = None) -> dict[str, Any]:
       suffix = "" if fusion == configured else f"_{fusion}_fusion"
       named[f"predicted_crops{suffix}"] = pred["landmarks"]
       named[f"oracle_crops{suffix}"] = orc["landmarks"]
+    error = pred["region_centers"] - oracle  # [B, R, 2]
+    shifted = oracle + turned(error, turn.uniform(0, 2 * np.pi, error.shape[:-1]))
+    named["shifted_crops"] = jax.device_get(run(configured, batch["image"], shifted))[
+      "landmarks"
+    ]
     named["coarse"] = pred["coarse_landmarks"]
     for name, points in named.items():
       nmes.setdefault(name, []).append(
         np.asarray(metrics.nme(points, true, markup))[keep]
       )
-    center_err.append(
-      np.linalg.norm(pred["region_centers"] - oracle, axis=-1)[keep].ravel()
-    )
+    center_err.append(np.linalg.norm(error, axis=-1)[keep].ravel())
     # Pixel extent of each window: [x0 - 0.5, x1 - 0.5] (x1 exclusive).
     boxes = pred["crop_boxes"][:, :, None] - 0.5  # [B, R, 1, 4]
     points = true[:, index]  # [B, R, K, 2]

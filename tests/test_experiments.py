@@ -8,6 +8,7 @@ import os
 import sys
 
 import ml_collections
+import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -216,14 +217,30 @@ def test_crop_oracle_separates_crop_placement_from_the_networks(data_dir, tmp_pa
     "nme_coarse",
     "nme_predicted_crops",
     "nme_oracle_crops",
+    "nme_shifted_crops",
     "nme_predicted_crops_precision_fusion",
     "nme_oracle_crops_precision_fusion",
   ):
     assert 0 < result[k] < 10
   # Oracle crops move the windows, so the refined landmarks change.
   assert result["nme_oracle_crops"] != result["nme_predicted_crops"]
+  assert result["nme_shifted_crops"] != result["nme_oracle_crops"]
   assert 0 <= result["inside_predicted_crop_fraction"] <= 1
   assert result["attention_center_error_px"] > 0
+
+
+def test_shifted_crops_keep_the_attention_error_size_not_its_direction():
+  import crop_oracle  # noqa: PLC0415
+
+  error = np.random.default_rng(1).normal(size=(3, 7, 2))
+  angles = np.random.default_rng(2).uniform(0, 2 * np.pi, (3, 7))
+  out = crop_oracle.turned(error, angles)
+  np.testing.assert_allclose(
+    np.linalg.norm(out, axis=-1), np.linalg.norm(error, axis=-1)
+  )
+  cos = np.sum(out * error, -1) / np.linalg.norm(error, axis=-1) ** 2
+  np.testing.assert_allclose(cos, np.cos(angles), atol=1e-9)
+  np.testing.assert_allclose(crop_oracle.turned(error, np.zeros((3, 7))), error)
 
 
 def test_crop_oracle_refuses_a_holistic_checkpoint(data_dir, tmp_path):
