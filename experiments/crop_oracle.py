@@ -53,8 +53,13 @@ def turned(offsets: np.ndarray, angles: np.ndarray) -> np.ndarray:
   return np.stack([cos * x - sin * y, sin * x + cos * y], axis=-1)
 
 
-def crop_oracle(workdir: str, split: str | None = None) -> dict[str, Any]:
-  """NMEs of coarse / predicted-crop / oracle-crop landmarks of a checkpoint."""
+def crop_oracle(
+  workdir: str, split: str | None = None, fusion: str | None = None
+) -> dict[str, Any]:
+  """NMEs of coarse / predicted / oracle / shifted-crop landmarks of a checkpoint.
+
+  ``fusion`` (default: the checkpoint's) is the one reported without suffix.
+  """
   import jax  # noqa: PLC0415
 
   from hrface_jax import checkpointing, metrics, models  # noqa: PLC0415
@@ -70,12 +75,14 @@ def crop_oracle(workdir: str, split: str | None = None) -> dict[str, Any]:
     )
   markup = markup_lib.get_markup(config.markup)
   index, mask = region_slots(markup.region_indices())  # [R, K]
-  configured = config.regional.fusion
+  configured = fusion or config.regional.fusion
+  if configured not in model_config.FUSIONS:
+    raise ValueError(f"fusion={configured!r}: expected one of {model_config.FUSIONS}")
   fused_models = {}
-  for fusion in model_config.FUSIONS:  # parameter-free: same params for each
+  for name in model_config.FUSIONS:  # parameter-free: same params for each
     cfg = ml_collections.ConfigDict(config.to_dict())
-    cfg.regional.fusion = fusion
-    fused_models[fusion] = models.build_model(cfg)
+    cfg.regional.fusion = name
+    fused_models[name] = models.build_model(cfg)
 
   @functools.partial(jax.jit, static_argnums=0)
   def run(fusion, images, crop_centers):
@@ -93,10 +100,10 @@ def crop_oracle(workdir: str, split: str | None = None) -> dict[str, Any]:
     true = np.asarray(batch["landmarks"], np.float32)
     oracle = np.asarray(models.region_centers_from_landmarks(true, markup))
     named = {}
-    for fusion in model_config.FUSIONS:
-      pred = jax.device_get(run(fusion, batch["image"], None))
-      orc = jax.device_get(run(fusion, batch["image"], oracle))
-      suffix = "" if fusion == configured else f"_{fusion}_fusion"
+    for name in model_config.FUSIONS:
+      pred = jax.device_get(run(name, batch["image"], None))
+      orc = jax.device_get(run(name, batch["image"], oracle))
+      suffix = "" if name == configured else f"_{name}_fusion"
       named[f"predicted_crops{suffix}"] = pred["landmarks"]
       named[f"oracle_crops{suffix}"] = orc["landmarks"]
     error = pred["region_centers"] - oracle  # [B, R, 2]
@@ -141,7 +148,7 @@ def main(argv) -> None:
   del argv
   quiet_experiment_logging()
   f = flags.FLAGS
-  result = crop_oracle(f.workdir, f.split)
+  result = crop_oracle(f.workdir, f.split, f.fusion)
   for k, v in result.items():
     print(f"{k:>32}: {v:.4f}" if isinstance(v, float) else f"{k:>32}: {v}")
   if f.json:
@@ -154,5 +161,8 @@ if __name__ == "__main__":
   flags.DEFINE_string("workdir", None, "A regional run's workdir (or checkpoint).")
   flags.DEFINE_string("split", None, "Split to evaluate (default the config's).")
   flags.DEFINE_string("json", None, "Write the result here as JSON.")
+  flags.DEFINE_enum(
+    "fusion", None, ["confidence", "precision"], "Fusion reported (default: the run's)."
+  )
   flags.mark_flag_as_required("workdir")
   app.run(main)
