@@ -91,14 +91,14 @@ def device_steps(config, iters: int) -> dict[str, float]:
   params = state.params
   batch_size = config.batch_size // jax.process_count()
   batch = trainer.shard(_fake_batch(config, batch_size), devices)
-  last_stage = stages.schedule(config)[-1].name
-  p_train = trainer.make_p_train_step(config, model, tx, last_stage)
+  controls = stages.stage_controls(config, stages.schedule(config)[-1].name)
+  p_train = trainer.make_p_train_step(config, model, tx)
   holder = {"state": trainer.replicate(state, devices)}
   del state
 
   def train_once():
     # The step donates its state: keep the new one for the next call.
-    holder["state"], metrics = p_train(holder["state"], batch)
+    holder["state"], metrics = p_train(holder["state"], batch, controls)
     return metrics
 
   train_s = time_calls(train_once, iters)

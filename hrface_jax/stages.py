@@ -1,7 +1,9 @@
 """Training stages: one run can train coarse-only, then regional, then jointly.
 
 ``config.stages`` is a tuple of (name, fraction of total_steps). A stage is a
-set of overrides of the config seen by the loss and by crop-centre selection:
+few numbers the train step takes as inputs (:func:`stage_controls`): which
+loss terms count and where crops are centred. They are arrays, not static
+config, so one compiled train step serves every stage of a run:
 
 =========  =====================================================================
 coarse     only the coarse network's losses (regional loss weights set to 0)
@@ -17,6 +19,9 @@ from __future__ import annotations
 import dataclasses
 
 import ml_collections
+import numpy as np
+
+from hrface_jax.models.config import CENTER_MODES
 
 STAGE_NAMES = ("coarse", "regional", "joint", "holistic")
 _MODEL_STAGES = {
@@ -74,19 +79,20 @@ def stage_at(stages: list[Stage], step: int) -> Stage:
   return stages[-1]
 
 
-def stage_config(
+def stage_controls(
   config: ml_collections.ConfigDict, name: str
-) -> ml_collections.ConfigDict:
-  """The config as the loss and crop selection of stage ``name`` see it."""
-  cfg = ml_collections.ConfigDict(config.to_dict())
-  if name == "coarse":
-    cfg.loss.regional_heatmap_weight = 0.0
-    cfg.loss.regional_coord_weight = 0.0
-    cfg.train_crop_centers = "gt_jitter"
-  elif name == "regional":
-    cfg.train_crop_centers = "gt_jitter"
-  elif name == "holistic" and cfg.model_name != "holistic":
-    raise ValueError(
-      f"stage 'holistic' needs model_name='holistic', got {cfg.model_name!r}"
-    )
-  return cfg
+) -> dict[str, np.ndarray | dict[str, np.ndarray]]:
+  """Stage ``name`` as train-step inputs (the same structure for every stage).
+
+  ``loss_scales``: multipliers of the regional loss terms (0 in "coarse").
+  ``crop_mode``: index into ``CENTER_MODES`` of the crop centres' source.
+  """
+  regional = 0.0 if name == "coarse" else 1.0
+  mode = config.train_crop_centers if name == "joint" else "gt_jitter"
+  return {
+    "loss_scales": {
+      "regional_heatmap": np.float32(regional),
+      "regional_coord": np.float32(regional),
+    },
+    "crop_mode": np.int32(CENTER_MODES.index(mode)),
+  }

@@ -28,6 +28,7 @@ from flax import jax_utils
 from hrface_jax import checkpointing, config_lib, evaluation, models, optim, stages
 from hrface_jax import markup as markup_lib
 from hrface_jax.data import pipeline
+from hrface_jax.models.config import CENTER_MODES
 from hrface_jax.train_state import TrainState, create_train_state
 from hrface_jax.writers import MetricWriter
 
@@ -60,45 +61,50 @@ def train_crop_centers(
   markup: markup_lib.Markup,
   landmarks: jax.Array,
   keys: jax.Array,
+  crop_mode: jax.Array,
 ) -> dict[str, jax.Array]:
   """Crop centres for a training batch, as keyword arguments of the model.
 
-  Jittered ground truth, predicted, per example a mix of both, or per example
-  and region a random point between them ("between"). Empty: the model uses
-  its own attention (predicted centres).
+  ``crop_mode`` (traced) indexes ``CENTER_MODES``: jittered ground truth,
+  predicted, per example one or the other ("mix"), or per example and region
+  a random point between them ("between"). Every mode is a weight per example
+  and region of the jittered ground truth against the attention's centre (1:
+  ground truth, 0: predicted), so one compiled step serves them all. Empty
+  for the holistic model.
   """
-  mode = cfg.train_crop_centers
-  if cfg.model_name != "regional" or mode == "predicted":
+  if cfg.model_name != "regional":
     return {}
   centers = models.region_centers_from_landmarks(landmarks, markup)
+  num_regions = centers.shape[1]
   jitter = jax.vmap(lambda k: models.crop_center_jitter(k, cfg, centers.shape[1:]))(
     keys
   )
-  centers = centers + jitter
-  if mode == "gt_jitter":
-    return {"crop_centers": centers}
-  if mode == "between":
-    # The regional nets then see the attention's own errors, in direction and
-    # size, at every fraction of their full size (1 - weight): the crops they
-    # get at test time, and better ones.
-    weights = jax.vmap(
-      lambda k: jax.random.uniform(jax.random.fold_in(k, 2), centers.shape[1:2])
-    )(keys)
-    return {"crop_centers": centers, "crop_center_weights": weights}
-  if mode == "mix":
-    # The model mixes per example: NaN marks "use the predicted centre".
-    use_gt = jax.vmap(
-      lambda k: jax.random.bernoulli(
-        jax.random.fold_in(k, 1), cfg.train_crop_mix_gt_fraction
-      )
-    )(keys)
-    return {"crop_centers": jnp.where(use_gt[:, None, None], centers, jnp.nan)}
-  raise ValueError(f"config.train_crop_centers={mode!r}")
+  use_gt = jax.vmap(
+    lambda k: jax.random.bernoulli(
+      jax.random.fold_in(k, 1), cfg.train_crop_mix_gt_fraction
+    )
+  )(keys)
+  # "between": the regional nets then see the attention's own errors, in
+  # direction and size, at every fraction of their full size: the crops they
+  # get at test time, and better ones.
+  between = jax.vmap(
+    lambda k: jax.random.uniform(jax.random.fold_in(k, 2), (num_regions,))
+  )(keys)
+  ones = jnp.ones_like(between)
+  weights = {
+    "gt_jitter": ones,
+    "predicted": jnp.zeros_like(between),
+    "mix": use_gt[:, None] * ones,
+    "between": between,
+  }
+  stacked = jnp.stack([weights[m] for m in CENTER_MODES])
+  return {"crop_centers": centers + jitter, "crop_center_weights": stacked[crop_mode]}
 
 
 def train_step(
   state: TrainState,
   batch: dict[str, jax.Array],
+  controls: dict[str, Any],
   *,
   model: Any,
   tx: optax.GradientTransformation,
@@ -107,15 +113,20 @@ def train_step(
   schedule: optax.Schedule,
   process_offset: int,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
-  """One update on this device's share of the global batch."""
+  """One update on this device's share of the global batch.
+
+  ``controls``: the training stage (:func:`hrface_jax.stages.stage_controls`).
+  """
   n = batch["image"].shape[0]
   first = process_offset + jax.lax.axis_index(AXIS) * n
   keys = _example_keys(state.rng, state.step, first, n)
-  crop_kwargs = train_crop_centers(cfg, markup, batch["landmarks"], keys)
+  crop_kwargs = train_crop_centers(
+    cfg, markup, batch["landmarks"], keys, controls["crop_mode"]
+  )
 
   def loss_of(params):
     outputs = model.apply({"params": params}, batch["image"], **crop_kwargs, train=True)
-    return models.loss_fn(cfg, outputs, batch["landmarks"])
+    return models.loss_fn(cfg, outputs, batch["landmarks"], controls["loss_scales"])
 
   (loss, metrics), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params)
   # Per-device means over equal shares: their mean is the global-batch mean.
@@ -151,20 +162,23 @@ def train_step(
   return new_state, metrics
 
 
-def make_p_train_step(config, model, tx, stage_name: str, devices=None) -> Callable:
-  """The pmapped train step of one stage, over ``devices`` (default: all local)."""
-  cfg = stages.stage_config(config, stage_name)
+def make_p_train_step(config, model, tx, devices=None) -> Callable:
+  """The pmapped ``step(state, batch, controls)`` over ``devices`` (default:
+  all local). ``controls`` (:func:`hrface_jax.stages.stage_controls`) are the
+  same on every device; every stage runs the one compiled step."""
   local_batch = config.batch_size // jax.process_count()
   step = functools.partial(
     train_step,
     model=model,
     tx=tx,
-    cfg=cfg,
+    cfg=config,
     markup=markup_lib.get_markup(config.markup),
     schedule=optim.learning_rate_schedule(config),
     process_offset=jax.process_index() * local_batch,
   )
-  return jax.pmap(step, axis_name=AXIS, donate_argnums=(0,), devices=devices)
+  return jax.pmap(
+    step, axis_name=AXIS, in_axes=(0, 0, None), donate_argnums=(0,), devices=devices
+  )
 
 
 # ----------------------------------------------------------------------------
@@ -305,7 +319,7 @@ def train_and_evaluate(
 
   p_state = replicate(state, devices)
   del state
-  p_steps: dict[str, Callable] = {}
+  p_train_step = make_p_train_step(config, model, tx)
   p_predict = evaluation.make_p_predict(model)
   prefetcher = Prefetcher(train_iter, devices, config.device_prefetch_batches)
 
@@ -324,9 +338,8 @@ def train_and_evaluate(
   try:
     while step < config.total_steps:
       stage = stages.stage_at(stage_list, step)
-      if stage.name not in p_steps:
-        p_steps[stage.name] = make_p_train_step(config, model, tx, stage.name)
-      p_state, p_metrics = p_steps[stage.name](p_state, prefetcher.next())
+      controls = stages.stage_controls(config, stage.name)
+      p_state, p_metrics = p_train_step(p_state, prefetcher.next(), controls)
       pending.append(p_metrics)
       step += 1
 

@@ -6,9 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hrface_jax import config_lib
+from hrface_jax import config_lib, stages
 from hrface_jax.models import heatmaps as hm
 from hrface_jax.models import losses
+from hrface_jax.models.config import CENTER_MODES
 
 
 def test_wing_matches_formula_on_hand_computed_values():
@@ -95,3 +96,29 @@ def test_loss_fn_decreases_for_a_better_prediction():
   cfg.loss.holistic_coord_weight = 0.0
   loss, m = losses.loss_fn(cfg, _fake_outputs(cfg, true, 4 * direction), true)
   assert float(loss) == pytest.approx(float(m["loss_holistic_heatmap"]))
+  # Stage switches (traced scales) multiply a term's weight: 0 drops it.
+  loss, m = losses.loss_fn(
+    cfg,
+    _fake_outputs(cfg, true, 4 * direction),
+    true,
+    {"holistic_heatmap": jnp.float32(0.5)},
+  )
+  assert float(loss) == pytest.approx(0.5 * float(m["loss_holistic_heatmap"]))
+
+
+def test_coarse_stage_controls_drop_only_the_regional_terms():
+  cfg = config_lib.base_config()
+  coarse = stages.stage_controls(cfg, "coarse")
+  assert set(coarse["loss_scales"]) == {"regional_heatmap", "regional_coord"}
+  assert all(float(v) == 0.0 for v in coarse["loss_scales"].values())
+  for name in ("regional", "joint"):
+    controls = stages.stage_controls(cfg, name)
+    assert all(float(v) == 1.0 for v in controls["loss_scales"].values())
+  # Every stage has the same structure: one compiled step takes them all.
+  assert {type(v) for v in coarse.values()} == {
+    type(v) for v in stages.stage_controls(cfg, "joint").values()
+  }
+  assert int(stages.stage_controls(cfg, "regional")["crop_mode"]) == 0  # gt_jitter
+  cfg.train_crop_centers = "between"
+  joint = stages.stage_controls(cfg, "joint")
+  assert CENTER_MODES[int(joint["crop_mode"])] == "between"

@@ -9,6 +9,7 @@ import pytest
 
 from hrface_jax import config_lib, models, trainer
 from hrface_jax import markup as markup_lib
+from hrface_jax.models import config as model_config
 from hrface_jax.models import regional as regional_lib
 
 
@@ -167,21 +168,44 @@ def test_crop_center_weights_move_crops_from_predicted_towards_given(
   np.testing.assert_allclose(np.asarray(out["crop_centers"])[1, 6], 100.0)
 
 
+def _train_crop_kwargs(cfg, mode: str, n: int = 4):
+  markup = markup_lib.get_markup(cfg.markup)
+  landmarks = jnp.asarray(np.random.default_rng(0).uniform(50, 200, (n, 68, 2)))
+  keys = jax.random.split(jax.random.PRNGKey(0), n)
+  crop_mode = jnp.int32(model_config.CENTER_MODES.index(mode))
+  kwargs = trainer.train_crop_centers(cfg, markup, landmarks, keys, crop_mode)
+  gt = np.asarray(models.region_centers_from_landmarks(landmarks, markup))
+  return kwargs, gt
+
+
 def test_between_crop_centers_are_per_region_weights_in_0_1():
   cfg = _tiny()
-  cfg.train_crop_centers = "between"
-  markup = markup_lib.get_markup(cfg.markup)
-  landmarks = jnp.asarray(np.random.default_rng(0).uniform(50, 200, (4, 68, 2)))
-  keys = jax.random.split(jax.random.PRNGKey(0), 4)
-  kwargs = trainer.train_crop_centers(cfg, markup, landmarks, keys)
+  kwargs, gt = _train_crop_kwargs(cfg, "between")
   w = np.asarray(kwargs["crop_center_weights"])
   assert w.shape == (4, 7) and (w >= 0).all() and (w <= 1).all()
   assert np.unique(w).size == w.size  # independent per example and region
-  gt = np.asarray(models.region_centers_from_landmarks(landmarks, markup))
   jitter = cfg.train_crop_jitter * cfg.resolution
   assert np.abs(np.asarray(kwargs["crop_centers"]) - gt).max() <= jitter + 1e-4
-  again = trainer.train_crop_centers(cfg, markup, landmarks, keys)
+  again, _ = _train_crop_kwargs(cfg, "between")
   np.testing.assert_array_equal(np.asarray(again["crop_center_weights"]), w)
+
+
+def test_every_crop_mode_is_a_weight_of_ground_truth_against_predicted():
+  cfg = _tiny()
+  cfg.train_crop_mix_gt_fraction = 0.5
+  weights = {
+    m: np.asarray(_train_crop_kwargs(cfg, m, n=64)[0]["crop_center_weights"])
+    for m in model_config.CENTER_MODES
+  }
+  assert (weights["gt_jitter"] == 1).all()
+  assert (weights["predicted"] == 0).all()
+  mix = weights["mix"]
+  assert set(np.unique(mix)) == {0.0, 1.0}  # both kinds occur in 64 examples
+  assert (mix == mix[:, :1]).all()  # one choice per example, all its regions
+  assert 0 < weights["between"].min() and weights["between"].max() < 1
+  holistic = _tiny()
+  holistic.model_name = "holistic"
+  assert _train_crop_kwargs(holistic, "gt_jitter")[0] == {}
 
 
 def _grads(cfg, crop_centers):

@@ -129,7 +129,7 @@ _TWO_DEVICE_SCRIPT = textwrap.dedent("""
     from flax import jax_utils
     sys.path.insert(0, {tests!r})
     from test_train import tiny_config
-    from hrface_jax import models, optim, trainer as train
+    from hrface_jax import models, optim, stages, trainer as train
     from hrface_jax.data import synth
     from hrface_jax.train_state import create_train_state
 
@@ -151,10 +151,11 @@ _TWO_DEVICE_SCRIPT = textwrap.dedent("""
       results = []
       for n in (1, 2):
         devices = jax.local_devices()[:n]
-        step = train.make_p_train_step(config, model, tx, stage, devices=devices)
+        step = train.make_p_train_step(config, model, tx, devices=devices)
+        controls = stages.stage_controls(config, stage)
         p_state = jax_utils.replicate(state, devices)
         for _ in range(2):
-          p_state, metrics = step(p_state, train.shard(batch, devices))
+          p_state, metrics = step(p_state, train.shard(batch, devices), controls)
         results.append(jax.device_get(jax_utils.unreplicate(p_state).params))
       diffs = jax.tree.leaves(jax.tree.map(lambda a, b: float(np.max(np.abs(a - b))),
                                            *results))
@@ -212,8 +213,8 @@ def test_loss_decreases_on_a_tiny_synthetic_set(tmp_path, data_dir):
 def test_non_finite_loss_stops_with_the_step(tmp_path, data_dir, monkeypatch):
   real_loss = models.loss_fn
 
-  def poisoned(cfg, outputs, landmarks):
-    loss, metrics = real_loss(cfg, outputs, landmarks)
+  def poisoned(*args):
+    loss, metrics = real_loss(*args)
     return loss * jnp.nan, metrics
 
   monkeypatch.setattr(models, "loss_fn", poisoned)
@@ -368,8 +369,9 @@ def test_checkpoint_from_older_code_loads_with_new_fields_defaulted(tmp_path):
 
 def test_train_step_compiles_once_for_the_state_it_returns(data_dir):
   """The replicated state carries pmap's own output sharding: feeding the
-  step its output again must not compile a second executable."""
-  from hrface_jax import optim  # noqa: PLC0415
+  step its output again must not compile a second executable. Stages are
+  step inputs: all three run the one executable."""
+  from hrface_jax import optim, stages  # noqa: PLC0415
   from hrface_jax.train_state import create_train_state  # noqa: PLC0415
 
   config = tiny_config(data_dir)
@@ -386,7 +388,7 @@ def test_train_step_compiles_once_for_the_state_it_returns(data_dir):
     },
     devices,
   )
-  p_train = trainer.make_p_train_step(config, model, tx, "joint")
+  p_train = trainer.make_p_train_step(config, model, tx)
   p_state = trainer.replicate(state, devices)
   assert int(p_state.step[0]) == 0 and p_state.step.shape == (len(devices),)
   compiles = []
@@ -397,8 +399,8 @@ def test_train_step_compiles_once_for_the_state_it_returns(data_dir):
 
   jax.monitoring.register_event_duration_secs_listener(listen)
   try:
-    for _ in range(3):
-      p_state, _ = p_train(p_state, batch)
+    for stage in ("coarse", "regional", "joint"):
+      p_state, _ = p_train(p_state, batch, stages.stage_controls(config, stage))
     jax.block_until_ready(p_state)
   finally:
     jax.monitoring.unregister_event_duration_listener(listen)

@@ -7,6 +7,8 @@ only" is a weight setting.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -92,12 +94,15 @@ def loss_fn(
   config: ml_collections.ConfigDict,
   outputs: dict[str, jax.Array],
   landmarks: jax.Array,
+  loss_scales: Mapping[str, jax.Array] | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """(total loss, metrics) of a model's ``outputs`` against ``landmarks`` [B, L, 2].
 
   Pure. Terms (each reported as ``loss_<term>``): coarse_heatmap,
   coarse_coord, attention_heatmap, attention_coord, regional_heatmap,
-  regional_coord (regional model); holistic_heatmap, holistic_coord.
+  regional_coord (regional model); holistic_heatmap, holistic_coord. Term t
+  counts ``loss.t_weight`` x ``loss_scales[t]`` (default 1; a training
+  stage's switch, traced, so it does not recompile).
   ``error_px``: mean point-to-point error of the final landmarks, pixels.
   """
   landmarks = landmarks.astype(jnp.float32)
@@ -154,7 +159,8 @@ def loss_fn(
     metrics["coarse_error_px"] = jnp.mean(
       jnp.linalg.norm(outputs["coarse_landmarks"] - landmarks, axis=-1)
     )
-  loss = sum(lc[f"{k}_weight"] * v for k, v in terms.items())
+  scales = loss_scales or {}
+  loss = sum(lc[f"{k}_weight"] * scales.get(k, 1.0) * v for k, v in terms.items())
   metrics.update({f"loss_{k}": v for k, v in terms.items()})
   metrics["error_px"] = jnp.mean(
     jnp.linalg.norm(outputs["landmarks"] - landmarks, axis=-1)
