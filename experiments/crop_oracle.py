@@ -66,7 +66,10 @@ def crop_oracle(
   from hrface_jax import markup as markup_lib  # noqa: PLC0415
   from hrface_jax.data import pipeline  # noqa: PLC0415
   from hrface_jax.models import config as model_config  # noqa: PLC0415
-  from hrface_jax.models.regional import region_slots  # noqa: PLC0415
+  from hrface_jax.models.regional import (  # noqa: PLC0415
+    points_in_crops,
+    region_slots,
+  )
 
   config, params, step = checkpointing.load_for_inference(workdir)
   if config.model_name != "regional":
@@ -117,10 +120,7 @@ def crop_oracle(
         np.asarray(metrics.nme(points, true, markup))[keep]
       )
     center_err.append(np.linalg.norm(error, axis=-1)[keep].ravel())
-    # Pixel extent of each window: [x0 - 0.5, x1 - 0.5] (x1 exclusive).
-    boxes = pred["crop_boxes"][:, :, None] - 0.5  # [B, R, 1, 4]
-    points = true[:, index]  # [B, R, K, 2]
-    ok = np.all((points >= boxes[..., :2]) & (points <= boxes[..., 2:]), axis=-1)
+    ok = np.asarray(points_in_crops(true[:, index], pred["crop_boxes"]))
     inside.append(ok[keep][:, mask])
   result: dict[str, Any] = {
     "workdir": os.path.abspath(workdir),

@@ -277,13 +277,42 @@ def test_fuse_regions_with_fallback_weights_joins_the_fallback_everywhere():
   np.testing.assert_allclose(lm[3], [-7, 1], atol=1e-5)  # in no region
 
 
+def test_a_crop_answers_only_for_the_landmarks_it_holds(regional_variables):
+  """Move the mouth's crop (region 3) far from the face: the mouth landmarks
+  then come from the coarse network, the others from their crops."""
+  cfg = _tiny()
+  images = _images((1, 256, 256, 3))
+  model = models.build_model(cfg)
+  apply = jax.jit(lambda v, c: model.apply(v, images, crop_centers=c))
+  out = apply(regional_variables, None)
+  centers = np.asarray(out["region_centers"]).copy()
+  coarse = np.asarray(out["coarse_landmarks"])
+  mouth = list(markup_lib.IBUG68.regions["mouth"])
+  # The image corner farthest from the coarse mouth: a crop there (clipped to
+  # the padded image) holds none of its points.
+  centers[0, 3] = np.where(coarse[0, mouth].mean(0) < 128, 255.0, 0.0)
+  moved = apply(regional_variables, jnp.asarray(centers))
+  box = np.asarray(moved["crop_boxes"])[0, 3] - 0.5
+  inside = np.all((coarse[0, mouth] >= box[:2]) & (coarse[0, mouth] <= box[2:]), -1)
+  assert not inside.any()
+  np.testing.assert_allclose(moved["landmarks"][0, mouth], coarse[0, mouth], atol=1e-4)
+  others = [i for i in range(68) if i not in mouth]
+  np.testing.assert_allclose(
+    moved["landmarks"][0, others], out["landmarks"][0, others], atol=1e-3
+  )
+
+
 def test_precision_fusion_is_the_inverse_variance_mean_with_the_coarse_point():
   images = _images((2, 64, 64, 3))
   _, variables, out = _run(_small(**{"regional.fusion": "precision"}), images)
   index, mask = regional_lib.region_slots(markup_lib.IBUG68.region_indices())
   reg = np.asarray(out["regional_landmarks"], np.float64)  # [B, R, K, 2]
-  reg_w = 1.0 / np.asarray(out["regional_variance_px"], np.float64) + 1e-6
   coarse = np.asarray(out["coarse_landmarks"], np.float64)
+  boxes = np.asarray(out["crop_boxes"], np.float64)[:, :, None] - 0.5
+  held = np.all(
+    (coarse[:, index] >= boxes[..., :2]) & (coarse[:, index] <= boxes[..., 2:]), -1
+  )
+  reg_w = held / np.asarray(out["regional_variance_px"], np.float64)
   coarse_w = 1.0 / np.asarray(out["coarse_variance_px"], np.float64)
   num = coarse * coarse_w[..., None]
   den = coarse_w.copy()

@@ -36,27 +36,32 @@ def fuse_regions(
 ) -> jax.Array:
   """Per-region estimates [B, R, K, D] -> one per landmark [B, L, D].
 
-  A landmark's value is the ``weights``-weighted mean ([B, R, K], > 0) of the
-  estimates of every region it is in. One in no region keeps ``fallback``
-  [B, L, D]; with ``fallback_weights`` [B, L] the fallback also joins every
-  landmark's mean with that weight.
+  A landmark's value is the ``weights``-weighted mean ([B, R, K], >= 0) of
+  the estimates of every region it is in. One whose estimates all weigh 0
+  (in no region, or outside every crop) keeps ``fallback`` [B, L, D]; with
+  ``fallback_weights`` [B, L] the fallback also joins every landmark's mean
+  with that weight.
   """
   num = fallback.shape[-2]
   index, mask = region_slots(region_index)
   onehot = np.zeros(index.shape + (num,), np.float32)  # [R, K, L]
   r, k = np.nonzero(mask)
   onehot[r, k, index[r, k]] = 1.0
-  covered = onehot.sum((0, 1)) > 0
-  w = weights + 1e-6
-  num_ = jnp.einsum("brk,rkl,brkd->bld", w, onehot, values)
-  den = jnp.einsum("brk,rkl->bl", w, onehot)
+  num_ = jnp.einsum("brk,rkl,brkd->bld", weights, onehot, values)
+  den = jnp.einsum("brk,rkl->bl", weights, onehot)
   if fallback_weights is not None:
     num_ = num_ + fallback_weights[..., None] * fallback
     den = den + fallback_weights
   fused = num_ / jnp.where(den > 0, den, 1.0)[..., None]
-  if fallback_weights is not None:
-    return fused
-  return jnp.where(covered[:, None], fused, fallback)
+  return jnp.where((den > 0)[..., None], fused, fallback)
+
+
+def points_in_crops(points: jax.Array, boxes: jax.Array) -> jax.Array:
+  """Whether ``points`` [B, R, K, 2] lie in their region's crop, ``boxes``
+  [B, R, 4] (x0, y0, x1, y1; x1 exclusive): [B, R, K] bool."""
+  lo = boxes[:, :, None, :2] - 0.5  # pixel centres at integers
+  hi = boxes[:, :, None, 2:] - 0.5
+  return jnp.all((points >= lo) & (points <= hi), axis=-1)
 
 
 class _CropStem(nn.Module):
@@ -234,6 +239,11 @@ class RegionalLandmarkModel(nn.Module):
       coarse_weights = 1.0 / jnp.maximum(out["coarse_variance_px"], 1e-6)
     else:  # "confidence": regional estimates only; coarse where none
       weights, coarse_weights = out["regional_confidence"], None
+    # A crop answers only for the landmarks it holds (by the coarse
+    # estimate): a point outside its window can only be put on the border.
+    index, _ = region_slots(regions)
+    held = points_in_crops(out["coarse_landmarks"][:, index], out["crop_boxes"])
+    weights = weights * held
     out["landmarks"] = fuse_regions(
       out["regional_landmarks"],
       weights,
