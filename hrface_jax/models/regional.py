@@ -72,6 +72,7 @@ class _CropStem(nn.Module):
   widths: Sequence[int]
   subpixel: bool
   pad_value: int
+  remat: bool
   dtype: layers.Dtype
 
   @nn.compact
@@ -81,8 +82,19 @@ class _CropStem(nn.Module):
         im, o, self.size, self.subpixel, self.pad_value
       )
     )
-    stem = layers.SpaceToDepthStem(
-      self.factors, self.widths, self.dtype, normalize_input=True
+    # Only the stem is recomputed in the backward pass; the crop is kept
+    # (uint8, or float32 for sub-pixel crops): recomputing it fuses its
+    # gather into the stem's space-to-depth transpose, a slow loop (60% of
+    # the CPU step at 1024^2).
+    stem_cls = layers.SpaceToDepthStem
+    if self.remat:
+      stem_cls = nn.remat(stem_cls, prevent_cse=False)
+    stem = stem_cls(
+      self.factors,
+      self.widths,
+      self.dtype,
+      normalize_input=True,
+      name="SpaceToDepthStem_0",
     )
     return carry, stem(crop(images, origins))
 
@@ -134,10 +146,9 @@ class RegionalNet(nn.Module):
     sub = self.differentiable_crop
     origins = cropping.crop_origins(centers, size, (h, w), subpixel=sub)
 
-    body = nn.remat(_CropStem, prevent_cse=False) if self.remat_stem else _CropStem
     shared = self.share_trunk
     stem = nn.scan(
-      body,
+      _CropStem,
       variable_axes={} if shared else {"params": 0},
       variable_broadcast="params" if shared else False,
       split_rngs={"params": not shared},
@@ -149,6 +160,7 @@ class RegionalNet(nn.Module):
       tuple(self.stem_widths),
       sub,
       self.pad_value,
+      self.remat_stem,
       self.dtype,
       name="stem",
     )
