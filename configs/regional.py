@@ -24,7 +24,7 @@ def get_config(variant: str = ""):
   # Coarse attention network: whole image area-downsampled to 256 px.
   config.coarse.input_size = 256
   config.coarse.center_source = "attention"
-  # Crops: 3/4 of the side, cut to 32x32 features by the stem at every size.
+  # Crops: 9/16 of the side, cut to 36x36 features by the stem at every size.
   config.regional.crop_table = model_config.CROP_TABLE
   config.regional.share_trunk = False  # per-region parameters (vmapped)
   config.regional.differentiable_crop = False
@@ -43,7 +43,7 @@ def get_config(variant: str = ""):
   gpu, resolution = config_lib.parse_variant(variant, "configs/regional.py")
   if resolution:
     config.resolution = resolution
-  if gpu:  # wider nets, 48x48 regional features, 64x64 coarse maps
+  if gpu:  # wider nets, 72x72 regional features, 64x64 coarse maps
     config.coarse.stem_stride = 2
     config.coarse.stem_width = 32
     config.coarse.widths = (32, 64, 128, 192)

@@ -77,14 +77,18 @@ IBUG68 = Markup(
     + [(48, 54), (49, 53), (50, 52), (55, 59), (56, 58)]  # outer lips
     + [(60, 64), (61, 63), (65, 67)]  # inner lips
   ),
+  # Each region fits a crop of 9/16 of the side around its box centre: on
+  # hrface_synth a region's points lie at most 0.17 (eyes, mouth) to 0.24
+  # (jaw quarters) of the side from it, leaving room for crop-centre error.
   regions={
     "right_eye_brow": _r(17, 21) + _r(36, 41),
     "left_eye_brow": _r(22, 26) + _r(42, 47),
     "nose": _r(27, 35),
     "mouth": _r(48, 67),
-    "right_jaw": _r(0, 6),
-    "chin": _r(5, 11),
-    "left_jaw": _r(10, 16),
+    "right_cheek": _r(0, 4),
+    "right_jaw": _r(4, 8),
+    "left_jaw": _r(8, 12),
+    "left_cheek": _r(12, 16),
   },
   outer_eye_corners=(36, 45),
   right_eye=_r(36, 41),
@@ -119,9 +123,10 @@ WFLW98 = Markup(
     "left_eye_brow": _r(42, 50) + _r(68, 75) + (97,),
     "nose": _r(51, 59),
     "mouth": _r(76, 95),
-    "right_jaw": _r(0, 12),
-    "chin": _r(10, 22),
-    "left_jaw": _r(20, 32),
+    "right_cheek": _r(0, 8),
+    "right_jaw": _r(8, 16),
+    "left_jaw": _r(16, 24),
+    "left_cheek": _r(24, 32),
   },
   outer_eye_corners=(60, 72),
   right_eye=(96,),

@@ -12,6 +12,8 @@ from hrface_jax import markup as markup_lib
 from hrface_jax.models import config as model_config
 from hrface_jax.models import regional as regional_lib
 
+NUM_REGIONS = markup_lib.IBUG68.num_regions
+
 
 def _tiny(model_name="regional", **overrides):
   """A small config (fast on CPU) of ``model_name``."""
@@ -76,7 +78,7 @@ def test_regional_model_runs(shape, regional_variables):
   b, h, w, _ = shape
   _, _, out = _run(cfg, _images(shape), regional_variables)
   _check_common(out, b, h, w, 68)
-  r = 7
+  r = NUM_REGIONS
   assert out["coarse_landmarks"].shape == (b, 68, 2)
   assert out["region_centers"].shape == (b, r, 2)
   boxes = np.asarray(out["crop_boxes"])
@@ -116,7 +118,7 @@ def test_regional_variants_and_wflw_markup():
   p = variables["params"]["regional"]
   assert "trunk" in p
   head_kernel = jax.tree.leaves(p["heads"])[0]
-  assert head_kernel.shape[0] == 7
+  assert head_kernel.shape[0] == markup_lib.WFLW98.num_regions
 
 
 @pytest.mark.slow
@@ -135,7 +137,7 @@ def test_crop_centers_override_and_nan_means_predicted(regional_variables):
   images = _images((2, 256, 256, 3))
   model = models.build_model(cfg)
   variables = regional_variables
-  centers = np.full((2, 7, 2), 100.0, np.float32)
+  centers = np.full((2, NUM_REGIONS, 2), 100.0, np.float32)
   centers[1, 3] = np.nan
   out = jax.jit(lambda v, c: model.apply(v, images, crop_centers=c))(
     variables, jnp.asarray(centers)
@@ -156,8 +158,10 @@ def test_crop_center_weights_move_crops_from_predicted_towards_given(
   cfg = _tiny()
   images = _images((2, 256, 256, 3))
   model = models.build_model(cfg)
-  given = jnp.full((2, 7, 2), 100.0)
-  weights = jnp.asarray(np.linspace(0.0, 1.0, 14, dtype=np.float32).reshape(2, 7))
+  given = jnp.full((2, NUM_REGIONS, 2), 100.0)
+  weights = jnp.asarray(
+    np.linspace(0.0, 1.0, 2 * NUM_REGIONS, dtype=np.float32).reshape(2, NUM_REGIONS)
+  )
   out = jax.jit(
     lambda v: model.apply(v, images, crop_centers=given, crop_center_weights=weights)
   )(regional_variables)
@@ -165,7 +169,7 @@ def test_crop_center_weights_move_crops_from_predicted_towards_given(
   expected = pred + np.asarray(weights)[..., None] * (100.0 - pred)
   np.testing.assert_allclose(np.asarray(out["crop_centers"]), expected, rtol=1e-5)
   np.testing.assert_allclose(np.asarray(out["crop_centers"])[0, 0], pred[0, 0])
-  np.testing.assert_allclose(np.asarray(out["crop_centers"])[1, 6], 100.0)
+  np.testing.assert_allclose(np.asarray(out["crop_centers"])[1, -1], 100.0)
 
 
 def _train_crop_kwargs(cfg, mode: str, n: int = 4):
@@ -182,7 +186,7 @@ def test_between_crop_centers_are_per_region_weights_in_0_1():
   cfg = _tiny()
   kwargs, gt = _train_crop_kwargs(cfg, "between")
   w = np.asarray(kwargs["crop_center_weights"])
-  assert w.shape == (4, 7) and (w >= 0).all() and (w <= 1).all()
+  assert w.shape == (4, NUM_REGIONS) and (w >= 0).all() and (w <= 1).all()
   assert np.unique(w).size == w.size  # independent per example and region
   jitter = cfg.train_crop_jitter * cfg.resolution
   assert np.abs(np.asarray(kwargs["crop_centers"]) - gt).max() <= jitter + 1e-4
@@ -234,11 +238,11 @@ def _regional_only(cfg):
 @pytest.mark.slow
 def test_gradients_reach_every_regional_network():
   cfg = _regional_only(_small())
-  g = _grads(cfg, jnp.full((1, 7, 2), 32.0))
+  g = _grads(cfg, jnp.full((1, NUM_REGIONS, 2), 32.0))
   trunks = g["regional"]["trunks"]
   # Per-region stacked params: every region's slice gets a gradient.
   for leaf in (jax.tree.leaves(trunks)[0], jax.tree.leaves(g["regional"]["stem"])[0]):
-    per_region = np.abs(np.asarray(leaf)).reshape(7, -1).sum(1)
+    per_region = np.abs(np.asarray(leaf)).reshape(NUM_REGIONS, -1).sum(1)
     assert (per_region > 0).all()
   # Hard crops: no gradient reaches the coarse net from the regional loss.
   assert _norm(g["coarse"]) == 0.0
@@ -362,4 +366,4 @@ def test_every_table_resolution_validates():
     models.validate_model_config(cfg)
     size, stride = models.regional_crop(cfg)
     assert size <= res and size % stride == 0
-  assert markup_lib.get_markup("ibug68").num_regions == 7
+  assert markup_lib.get_markup("ibug68").num_regions == 8

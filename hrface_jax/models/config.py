@@ -19,25 +19,28 @@ MODEL_NAMES = ("regional", "holistic")
 CENTER_MODES = ("gt_jitter", "predicted", "mix", "between")
 FUSIONS = ("confidence", "precision")
 
-# (resolution, crop_size, stem_stride). Crops are 3/4 of the image side: the
-# largest region (a jaw side, from the ear to the chin) spans up to ~0.6 of the
-# side for a face box of 80% of the side, plus jitter / coarse-centre error.
-# The stem stride grows with the resolution so every crop becomes the same
-# 32x32 feature map (crop / stride): memory after the stem is constant.
+# (resolution, crop_size, stem_stride). Crops are 9/16 of the image side: a
+# region (markup.regions, sized for it) spans at most ~0.48 of the side on
+# hrface_synth around its box centre, leaving ~0.04 on each side for jitter
+# or crop-centre error (landmarks a crop misses fall back to the coarse
+# estimate). The stem stride is R / 64, so every crop becomes the same 36x36
+# feature map (memory after the stem is constant) and a regional heatmap
+# pixel is R / 64 of the image, as fine as the coarse network's.
 CROP_TABLE = (
-  (256, 192, 6),
-  (512, 384, 12),
-  (1024, 768, 24),
-  (2048, 1536, 48),
-  (4096, 3072, 96),
+  (256, 144, 4),
+  (512, 288, 8),
+  (1024, 576, 16),
+  (2048, 1152, 32),
+  (4096, 2304, 64),
 )
-# Twice the feature-map side (48x48 -> finer heatmaps), for GPUs.
+# Twice the feature-map side (72x72, R / 128 per heatmap pixel: twice as fine
+# as the coarse network's and a 256^2 holistic network's), for GPUs.
 CROP_TABLE_FINE = (
-  (256, 192, 4),
-  (512, 384, 8),
-  (1024, 768, 16),
-  (2048, 1536, 32),
-  (4096, 3072, 64),
+  (256, 144, 2),
+  (512, 288, 4),
+  (1024, 576, 8),
+  (2048, 1152, 16),
+  (4096, 2304, 32),
 )
 
 

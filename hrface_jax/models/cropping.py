@@ -132,8 +132,11 @@ def region_centers_from_landmarks(
   landmarks: jax.Array,
   markup: markup_lib.Markup | str | Sequence[Sequence[int]],
 ) -> jax.Array:
-  """Mean of each region's landmarks: [..., L, 2] -> [..., R, 2].
+  """Centre of each region's bounding box: [..., L, 2] -> [..., R, 2].
 
+  The box centre, not the mean: it is nearest to the region's farthest point
+  (the mean of the nose is pulled towards its five nostril points), so a
+  crop around it holds the whole region with the most room to spare.
   ``markup``: a Markup, its name, or the regions' landmark indices.
   """
   if isinstance(markup, str):
@@ -142,9 +145,12 @@ def region_centers_from_landmarks(
     regions = markup.region_indices()
   else:
     regions = [np.asarray(r, np.int32) for r in markup]
-  return jnp.stack(
-    [jnp.mean(landmarks[..., idx, :], axis=-2) for idx in regions], axis=-2
-  )
+
+  def box_centre(idx):
+    points = landmarks[..., idx, :]
+    return 0.5 * (jnp.min(points, axis=-2) + jnp.max(points, axis=-2))
+
+  return jnp.stack([box_centre(idx) for idx in regions], axis=-2)
 
 
 def crop_center_jitter(
