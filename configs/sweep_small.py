@@ -1,9 +1,10 @@
-"""Resolution sweep, small budget: 2 CPU cores, under 30 minutes.
+"""Resolution sweep, small budget: 2 CPU cores, about 30 minutes.
 
 256^2 and 1024^2 only: the two ends of the small budget. A third resolution
-(512^2) would cost about 10 minutes of the 30, all of it taken from the
-training steps, and at 150 steps every model is still near the mean shape
-(NME 0.38-0.45, 2026-11-22), too undertrained to compare.
+(512^2) would cost about 10 minutes, all of it taken from the training steps:
+at 150 steps every model was still near the mean shape (NME 0.38-0.45), at
+300 about 0.33 (2026-11-22). The sweep took 34.5 min on a 2-core CPU that is
+about half as fast as the one the 150-step sweep ran on (26 min, 3 sizes).
 
     python experiments/resolution_sweep.py --budget=small
     python experiments/resolution_sweep.py --config=configs/sweep_small.py \
@@ -59,9 +60,9 @@ def get_config() -> ml_collections.ConfigDict:
     )
   )
   sweep.regional = ml_collections.ConfigDict()
-  # A stacked hourglass of about the regional model's FLOPs at 256^2 (5.0 vs
-  # 3.0 GFLOPs per train step of 4): the same compute class, so "same steps"
-  # is a fair budget, and full resolution at 512^2 fits the time budget.
+  # A stacked hourglass of about the regional model's FLOPs (5.0 GFLOPs per
+  # train step of 4 on a 256^2 input, regional 3.3 at 256^2 and 4.3 at
+  # 1024^2): the same compute class, so "same steps" is a fair budget.
   sweep.holistic = ml_collections.ConfigDict(
     dict(holistic=dict(stem_width=16, width=32, levels=4, stacks=2))
   )

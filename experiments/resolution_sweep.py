@@ -416,6 +416,7 @@ def write_outputs(out: str, records: list[dict], header: str = "") -> None:
     xlabel="image resolution (px)",
     ylabel="NME (inter-ocular)",
     logx=True,
+    ymin=0.0,
     title="Landmark error vs resolution",
     missing_label="not trained (does not fit / OOM / over budget)",
   )

@@ -100,8 +100,12 @@ def plot_lines(
   logy: bool = False,
   title: str | None = None,
   missing_label: str = "missing (e.g. out of memory)",
+  ymin: float | None = None,
 ) -> str:
   """One line per series over shared ``x``; NaN/None points are missing.
+
+  ``ymin`` fixes the bottom of a linear y axis (e.g. 0 for an error, so that
+  a 0.005 gap between two models does not fill the plot's height).
 
   Missing points are gaps in the line and an ``x`` marker on the bottom edge
   of the plot at their x, in the series' colour (e.g. a model that ran out of
@@ -150,6 +154,13 @@ def plot_lines(
     ax.xaxis.set_minor_locator(NullLocator())
   if logy:
     ax.set_yscale("log")
+  elif ymin is not None:
+    ys = np.concatenate([_finite(ys) for ys in series.values()])
+    top = np.max(ys[np.isfinite(ys)], initial=ymin)
+    if top > ymin:  # headroom above the lines for the legend
+      ax.set_ylim(ymin, ymin + 1.3 * (top - ymin))
+    else:
+      ax.set_ylim(bottom=ymin)
   ax.set_xlabel(xlabel)
   ax.set_ylabel(ylabel)
   ax.grid(True, which="major", alpha=0.35)

@@ -79,3 +79,18 @@ def test_plot_lines_bad_input(tmp_path):
   with pytest.raises(ValueError, match="finite"):
     plots.plot_lines([1, None], {"a": [1, 2]}, tmp_path / "a.png", "x", "y")
   assert not (tmp_path / "a.png").exists()
+
+
+@pytest.mark.parametrize(
+  "series", [{"a": [0.33, 0.331], "b": [0.326, None]}, {"a": [None, None]}]
+)
+def test_plot_lines_ymin_fixes_the_bottom_of_the_axis(tmp_path, monkeypatch, series):
+  limits = []
+  monkeypatch.setattr(
+    plots, "save_figure", lambda fig, path: limits.append(fig.axes[0].get_ylim())
+  )
+  plots.plot_lines([256, 1024], series, tmp_path / "a.png", "x", "NME", ymin=0.0)
+  bottom, top = limits[0]
+  assert bottom == 0.0
+  if series["a"][0] is not None:  # headroom above the lines for the legend
+    assert top > 1.2 * 0.331
