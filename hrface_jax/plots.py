@@ -155,8 +155,8 @@ def plot_lines(
   if logy:
     ax.set_yscale("log")
   elif ymin is not None:
-    ys = np.concatenate([_finite(ys) for ys in series.values()])
-    top = np.max(ys[np.isfinite(ys)], initial=ymin)
+    values = np.concatenate([_finite(v) for v in series.values()])
+    top = np.max(values[np.isfinite(values)], initial=ymin)
     if top > ymin:  # headroom above the lines for the legend
       ax.set_ylim(ymin, ymin + 1.3 * (top - ymin))
     else:

@@ -57,28 +57,28 @@ def _window(image: jax.Array, origin: jax.Array, n: int, pad_value) -> jax.Array
   """``padded[y0+p : y0+p+n, x0+p : x0+p+n]`` for the image padded with
   ``pad_value``, without materialising the padded image.
 
-  When the window fits the image (n <= H, W), it is a dynamic_slice at the
-  origin clamped into the image, then shifted back by the clamp's offset
-  (nonzero only over the border, at most the padding) one axis at a time,
-  through a dynamic_slice of the window padded with ``pad_value``: the same
-  pixels, no padded copy of a 4K image, and only slices (a roll's
-  concatenate-and-gather runs ~10x slower on CPU once XLA fuses it).
-  Otherwise the image is padded (small images only).
+  When the window fits the image (n <= H, W), the source is the window
+  clamped into the image, a dynamic_slice; otherwise (small images) it is the
+  whole image. Either way the source is padded by ``crop_padding(n)`` and the
+  window sliced out of it at the clamp's offset: the same pixels, no padded
+  copy of a 4K image, and only slices (a roll's concatenate-and-gather runs
+  ~10x slower on CPU once XLA fuses it).
   """
   h, w, c = image.shape
   o = origin.astype(jnp.int32)
   p = crop_padding(n)
-  fill = jnp.asarray(pad_value, image.dtype)
   if n > h or n > w:
-    padded = jnp.pad(image, ((p, p), (p, p), (0, 0)), constant_values=fill)
-    return jax.lax.dynamic_slice(padded, (o[1] + p, o[0] + p, 0), (n, n, c))
-  oc = jnp.clip(o, 0, jnp.array([w - n, h - n]))
-  win = jax.lax.dynamic_slice(image, (oc[1], oc[0], 0), (n, n, c))
-  d = o - oc  # |d| <= p: crop_origins keeps windows within the padding
-  rows = jnp.pad(win, ((p, p), (0, 0), (0, 0)), constant_values=fill)
-  win = jax.lax.dynamic_slice(rows, (p + d[1], 0, 0), (n, n, c))
-  cols = jnp.pad(win, ((0, 0), (p, p), (0, 0)), constant_values=fill)
-  return jax.lax.dynamic_slice(cols, (0, p + d[0], 0), (n, n, c))
+    source, offset = image, o
+  else:
+    oc = jnp.clip(o, 0, jnp.array([w - n, h - n]))
+    source = jax.lax.dynamic_slice(image, (oc[1], oc[0], 0), (n, n, c))
+    offset = o - oc  # |offset| <= p: crop_origins keeps windows in the padding
+  padded = jnp.pad(
+    source,
+    ((p, p), (p, p), (0, 0)),
+    constant_values=jnp.asarray(pad_value, image.dtype),
+  )
+  return jax.lax.dynamic_slice(padded, (offset[1] + p, offset[0] + p, 0), (n, n, c))
 
 
 def crop_window(

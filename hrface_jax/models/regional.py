@@ -94,7 +94,7 @@ class _CropStem(nn.Module):
       self.widths,
       self.dtype,
       normalize_input=True,
-      name="SpaceToDepthStem_0",
+      name="SpaceToDepthStem_0",  # its unwrapped name: checkpoints load as before
     )
     return carry, stem(crop(images, origins))
 
