@@ -34,6 +34,7 @@ resumes from its workdir's checkpoint.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import math
@@ -114,6 +115,35 @@ def model_config(
   elif model == "holistic_full":
     config.input_resolution = 0
   return config
+
+
+# Where the data is read from and how the run is logged do not change its
+# result: a copy of the data elsewhere reuses the results made from it.
+_NOT_FINGERPRINTED = (
+  "data_dir",
+  "data_workers",
+  "log_every_steps",
+  "checkpoint_every_steps",
+  "keep_checkpoints",
+  "keep_best_checkpoints",
+)
+
+
+def config_fingerprint(config: ml_collections.ConfigDict) -> str:
+  """12 hex digits naming a run's config (the fields that shape its result).
+
+  A sweep reuses a recorded result, or resumes a run's workdir, only for the
+  same fingerprint: change a loss weight and the runs it touches train again
+  instead of reporting (or resuming) the old model.
+  """
+  d = {k: v for k, v in config.to_dict().items() if k not in _NOT_FINGERPRINTED}
+  text = json.dumps(d, sort_keys=True, default=repr)
+  return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def run_name(model: str, resolution: int, steps: int, fingerprint: str) -> str:
+  """A run's workdir under the sweep's --workdir."""
+  return f"{model}_r{resolution}_s{steps}_{fingerprint}"
 
 
 def input_resolution_of(config: ml_collections.ConfigDict) -> int:
@@ -255,6 +285,7 @@ def run_one(
   config = model_config(sweep, model, resolution)
   record: dict[str, Any] = {k: None for k in RECORD_FIELDS}
   record.update(
+    config_fingerprint=config_fingerprint(config),
     model=model,
     resolution=int(resolution),
     input_resolution=input_resolution_of(config),
@@ -328,6 +359,13 @@ def run_one(
 
 def run_key(r: dict) -> tuple:
   return (r["model"], int(r["resolution"]), r.get("dataset"), int(r["steps"]))
+
+
+def _todo_key(sweep: ml_collections.ConfigDict, model: str, res: int) -> tuple:
+  """(run_key, fingerprint) of one (model, resolution) of ``sweep``."""
+  config = model_config(sweep, model, res)
+  key = (model, int(res), config.dataset, int(config.total_steps))
+  return key, config_fingerprint(config)
 
 
 def load_records(path: str) -> list[dict]:
@@ -475,44 +513,46 @@ def run_sweep(
   todo = [(res, m) for res in sweep.resolutions for m in sweep.models]
   t_start = time.perf_counter()
   for i, (res, model) in enumerate(todo):
-    key = (model, int(res), dataset, steps)
-    if any(run_key(r) == key for r in records):
+    key, fingerprint = _todo_key(sweep, model, res)
+    same = [r for r in records if run_key(r) == key]
+    if any(r.get("config_fingerprint") == fingerprint for r in same):
       log(f"[{i + 1}/{len(todo)}] {model} @ {res}: already in {json_path}; skipping")
       continue
+    if same:  # the same run with another config (or one recorded before
+      # fingerprints): its result is not this config's, so it is replaced
+      log(
+        f"[{i + 1}/{len(todo)}] {model} @ {res}: recorded in {json_path} with "
+        f"another config (fingerprint {same[0].get('config_fingerprint')} != "
+        f"{fingerprint}); running again"
+      )
+      records = [r for r in records if run_key(r) != key]
     log(
       f"[{i + 1}/{len(todo)}] {model} @ {res}: starting "
       f"({(time.perf_counter() - t_start) / 60:.1f} min into this sweep)"
     )
     if collapses(sweep, model, res):
+      twin_key, twin_print = _todo_key(sweep, "holistic_input256", res)
       twin = next(
         (
           r
           for r in records
-          if run_key(r) == ("holistic_input256", int(res), dataset, steps)
+          if run_key(r) == twin_key and r.get("config_fingerprint") == twin_print
         ),
         None,
       )
       if twin is None:
+        records = [r for r in records if run_key(r) != twin_key]
+        name = run_name("holistic_input256", res, steps, twin_print)
         twin = run_one(
-          sweep,
-          "holistic_input256",
-          res,
-          os.path.join(workdir, f"holistic_input256_r{res}_s{steps}"),
-          budget,
-          log,
+          sweep, "holistic_input256", res, os.path.join(workdir, name), budget, log
         )
         records.append(twin)
       record = dict(twin, model=model, input_resolution=int(res))
       record["same_as"] = "holistic_input256"
+      record["config_fingerprint"] = fingerprint
     else:
-      record = run_one(
-        sweep,
-        model,
-        res,
-        os.path.join(workdir, f"{model}_r{res}_s{steps}"),
-        budget,
-        log,
-      )
+      name = run_name(model, res, steps, fingerprint)
+      record = run_one(sweep, model, res, os.path.join(workdir, name), budget, log)
     records.append(record)
     write_outputs(out, records, header)
     log(

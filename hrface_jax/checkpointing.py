@@ -16,6 +16,7 @@ leaves only a temporary folder that orbax ignores and cleans up.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any
 
@@ -29,6 +30,16 @@ from etils import epath
 from hrface_jax import config_lib
 
 BEST_METRIC = "nme_inter_ocular"
+
+
+def _not_a_missing_metric_warning(record: logging.LogRecord) -> bool:
+  # Orbax warns on every save without metrics when a best_fn is set. The
+  # checkpoints between evaluations have none by design (BestN ignores
+  # them), so the warning was one line of noise per save in every log.
+  return "Requested `tracked_metric`" not in record.getMessage()
+
+
+logging.getLogger("absl").addFilter(_not_a_missing_metric_warning)
 
 
 class IteratorStateSnapshot:

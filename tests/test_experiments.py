@@ -82,9 +82,10 @@ def test_sweep_writes_all_outputs_and_resumes(data_dir, tmp_path, monkeypatch):
   full = by_model["holistic_full"]
   assert full["same_as"] == "holistic_input256"
   assert full["nme_inter_ocular"] == by_model["holistic_input256"]["nme_inter_ocular"]
+  # One workdir per trained run, named by its config's fingerprint.
   assert sorted(os.listdir(work)) == [
-    "holistic_input256_r256_s4",
-    "regional_r256_s4",
+    f"holistic_input256_r256_s4_{by_model['holistic_input256']['config_fingerprint']}",
+    f"regional_r256_s4_{by_model['regional']['config_fingerprint']}",
   ]
 
   md = open(os.path.join(out, "resolution_sweep.md")).read()
@@ -100,6 +101,50 @@ def test_sweep_writes_all_outputs_and_resumes(data_dir, tmp_path, monkeypatch):
   again = rs.run_sweep(sweep, out, work, log=lines.append)
   assert again == records
   assert sum("skipping" in line for line in lines) == 3
+
+
+def _run_dir(work: str, prefix: str) -> str:
+  (name,) = [n for n in os.listdir(work) if n.startswith(prefix)]
+  return os.path.join(work, name)
+
+
+def test_sweep_reruns_only_runs_whose_config_changed(tmp_path, monkeypatch):
+  ran = []
+
+  def fake_run_one(sweep, model, res, workdir, budget, log):
+    ran.append(os.path.basename(workdir))
+    config = rs.model_config(sweep, model, res)
+    record = {k: None for k in rs.RECORD_FIELDS}
+    record.update(
+      model=model,
+      resolution=res,
+      input_resolution=rs.input_resolution_of(config),
+      dataset=config.dataset,
+      steps=int(config.total_steps),
+      status="ok",
+      nme_inter_ocular=0.5,
+      config_fingerprint=rs.config_fingerprint(config),
+    )
+    return record
+
+  monkeypatch.setattr(rs, "run_one", fake_run_one)
+  sweep = tiny_sweep(str(tmp_path / "data"), models=("regional", "holistic_input256"))
+  out, work = str(tmp_path / "out"), str(tmp_path / "runs")
+  first = rs.run_sweep(sweep, out, work, log=lambda s: None)
+  assert len(ran) == 2 and len({r["config_fingerprint"] for r in first}) == 2
+  # Where the data lives does not change a result: nothing runs again.
+  sweep.common.data_dir = str(tmp_path / "elsewhere")
+  assert rs.run_sweep(sweep, out, work, log=lambda s: None) == first
+  assert len(ran) == 2
+  # A holistic-only change reruns holistic and replaces its record.
+  sweep.holistic.holistic.width = 16
+  lines = []
+  again = rs.run_sweep(sweep, out, work, log=lines.append)
+  assert len(ran) == 3 and ran[-1].startswith("holistic_input256_r256_s4_")
+  assert ran[-1] != ran[1]  # a fresh workdir: the old run is not resumed
+  assert any("another config" in line for line in lines)
+  assert [r["model"] for r in again] == ["regional", "holistic_input256"]
+  assert again[0] == first[0] and again[1] != first[1]
 
 
 def test_run_that_does_not_fit_records_needed_memory(data_dir, tmp_path, monkeypatch):
@@ -210,7 +255,7 @@ def test_crop_oracle_separates_crop_placement_from_the_networks(data_dir, tmp_pa
   sweep = tiny_sweep(data_dir, models=("regional",))
   work = str(tmp_path / "runs")
   rs.run_sweep(sweep, str(tmp_path / "out"), work, log=lambda s: None)
-  result = crop_oracle.crop_oracle(os.path.join(work, "regional_r256_s4"))
+  result = crop_oracle.crop_oracle(_run_dir(work, "regional_r256_s4_"))
   assert result["num_images"] == 4 and result["resolution"] == 256
   assert result["fusion"] == "confidence"
   for k in (
@@ -250,4 +295,4 @@ def test_crop_oracle_refuses_a_holistic_checkpoint(data_dir, tmp_path):
   work = str(tmp_path / "runs")
   rs.run_sweep(sweep, str(tmp_path / "out"), work, log=lambda s: None)
   with pytest.raises(ValueError, match="needs a regional one"):
-    crop_oracle.crop_oracle(os.path.join(work, "holistic_input256_r256_s4"))
+    crop_oracle.crop_oracle(_run_dir(work, "holistic_input256_r256_s4_"))

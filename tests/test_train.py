@@ -324,7 +324,7 @@ def test_sigterm_saves_a_checkpoint_and_exits(tmp_path, data_dir):
   assert step is not None and step >= 2
 
 
-def test_checkpoints_in_a_relative_workdir(tmp_path, monkeypatch):
+def test_checkpoints_in_a_relative_workdir(tmp_path, monkeypatch, caplog):
   # The README passes --workdir=runs/quickstart: orbax's async save needs an
   # absolute path, so a relative one must be resolved before it gets there.
   monkeypatch.chdir(tmp_path)
@@ -338,6 +338,8 @@ def test_checkpoints_in_a_relative_workdir(tmp_path, monkeypatch):
   for step in (1, 2, 3):
     ckpt.save(step, state, {"next_index": step}, config)
   ckpt.close()
+  # Saves without metrics (between evaluations) are expected: no warning each.
+  assert "tracked_metric" not in caplog.text
   assert sorted(
     p.name
     for p in (tmp_path / "runs/relative/checkpoints").iterdir()
