@@ -203,6 +203,10 @@ def test_loss_decreases_on_a_tiny_synthetic_set(tmp_path, data_dir):
   losses = [r["loss"] for r in records if "loss" in r]
   assert len(losses) == 8
   assert np.mean(losses[-2:]) < 0.9 * np.mean(losses[:2]), losses
+  # The regional heatmaps themselves sharpen (with coordinate terms that
+  # outweigh them they stayed uniform: the model echoed its crop centres).
+  regional = [r["loss_regional_heatmap"] for r in records if "loss" in r]
+  assert np.mean(regional[-2:]) < 0.9 * np.mean(regional[:2]), regional
   assert {"step", "loss", "learning_rate", "images_per_second"} <= set(records[0])
   assert "nme_inter_ocular" in result and np.isfinite(result["nme_inter_ocular"])
   assert any("nme_inter_ocular" in r for r in records)
