@@ -2,9 +2,10 @@
 
 256^2 and 1024^2 only: the two ends of the small budget. A third resolution
 (512^2) would cost about 10 minutes, all of it taken from the training steps:
-at 150 steps every model was still near the mean shape (NME 0.38-0.45), at
-300 about 0.33 (2026-11-22). The sweep took 34.5 min on a 2-core CPU that is
-about half as fast as the one the 150-step sweep ran on (26 min, 3 sizes).
+at 150 steps every model was still near the mean shape (NME 0.38-0.45). At
+300 steps regional reaches 0.22 and holistic-256 0.29 (2026-11-22). The sweep
+took 30.3 min (+3.4 min rendering the faces) on a 2-core CPU that is about
+half as fast as the one the 150-step sweep ran on (26 min, 3 sizes).
 
     python experiments/resolution_sweep.py --budget=small
     python experiments/resolution_sweep.py --config=configs/sweep_small.py \
@@ -46,10 +47,10 @@ def get_config() -> ml_collections.ConfigDict:
       batch_size=4,
       total_steps=300,
       learning_rate=2e-3,
-      # Cross-entropy heatmap loss: stronger gradients than MSE while the maps
-      # are still flat (a short budget); it helped both models a little in
-      # 150-step trials at 256^2 (NME 0.358 -> 0.352 regional, 0.341 -> 0.333
-      # holistic).
+      # Cross-entropy heatmap loss (the default; explicit here because the
+      # short budget relies on it): stronger gradients than MSE while the maps
+      # are still flat. It helped both models a little in 150-step trials at
+      # 256^2 (NME 0.358 -> 0.352 regional, 0.341 -> 0.333 holistic).
       loss=dict(heatmap="ce"),
       optimizer=dict(warmup_steps=30),
       log_every_steps=10,

@@ -1,7 +1,7 @@
 r"""Where does a regional model's error come from: its crops or its networks?
 
     python experiments/crop_oracle.py \
-        --workdir=runs/resolution_sweep_hrface_synth/regional_r1024_s300 \
+        --workdir=runs/resolution_sweep_hrface_synth/regional_r1024_s300_* \
         [--split=test] [--json=PATH]
 
 Evaluates a trained regional checkpoint three ways on the same images:
