@@ -93,6 +93,34 @@ def with_defaults(saved: Mapping[str, Any]) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(merge(base_config().to_dict(), dict(saved)))
 
 
+def config_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+  """``"field: old -> new"`` for every (dotted) field whose value differs
+  (dicts or ConfigDicts)."""
+
+  def plain(v: Any) -> Any:  # tuples from a config, lists from JSON: as lists
+    return [plain(x) for x in v] if isinstance(v, tuple | list) else v
+
+  def flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+      if isinstance(v, Mapping):
+        out.update(flat(v, f"{prefix}{k}."))
+      else:
+        out[prefix + k] = plain(v)
+    return out
+
+  as_dict = lambda c: c.to_dict() if isinstance(c, ml_collections.ConfigDict) else c
+  a, b = flat(as_dict(old)), flat(as_dict(new))
+  missing = object()
+  return [
+    f"{k}: {a.get(k, missing)!r} -> {b.get(k, missing)!r}".replace(
+      repr(missing), "(absent)"
+    )
+    for k in sorted(set(a) | set(b))
+    if a.get(k, missing) != b.get(k, missing)
+  ]
+
+
 def parse_variant(variant: str, path: str) -> tuple[bool, int | None]:
   """``"gpu"``, ``"gpu,4096"`` or ``"4096"`` -> (gpu, resolution or None)."""
   gpu, resolution = False, None

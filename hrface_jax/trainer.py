@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import json
 import os
 import signal
 import sys
@@ -284,8 +285,13 @@ def train_and_evaluate(
   workdir = os.path.abspath(workdir)
   is_main = jax.process_index() == 0
   os.makedirs(workdir, exist_ok=True)
+  config_path = os.path.join(workdir, "config.json")
+  changed = []
+  if os.path.exists(config_path):
+    with open(config_path) as f:
+      changed = config_lib.config_differences(json.load(f), config.to_dict())
   if is_main:
-    evaluation.write_json(os.path.join(workdir, "config.json"), config.to_dict())
+    evaluation.write_json(config_path, config.to_dict())
   writer = MetricWriter(workdir, enabled=is_main)
   stage_list = stages.schedule(config)
 
@@ -306,6 +312,15 @@ def train_and_evaluate(
     state = jax.tree.map(jnp.asarray, host_state)
     train_iter.set_state(data_state)
     logging.info("Resumed from %s at step %d", checkpointer.directory, latest)
+    if changed and is_main:
+      # Resuming is right for a longer schedule, wrong for a different model:
+      # say which, loudly, instead of silently training the old parameters.
+      print(
+        f"hrface_jax.train: WARNING: {workdir} was started with another config; "
+        f"resuming its step-{latest} checkpoint with the new one. Changed: "
+        f"{'; '.join(changed)}. Use a new --workdir to start over.",
+        flush=True,
+      )
   start_step = int(state.step)
   if is_main:
     print(

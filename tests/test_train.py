@@ -296,6 +296,7 @@ def test_killed_and_resumed_run_ends_with_the_same_params(tmp_path, data_dir):
   )
   assert r.returncode == 0, r.stderr[-3000:]
   assert "resuming at step" in r.stdout
+  assert "another config" not in r.stdout  # the same config: no warning
 
   a, step_a = _final_params(str(straight))
   b, step_b = _final_params(str(killed))
@@ -412,3 +413,30 @@ def test_train_step_compiles_once_for_the_state_it_returns(data_dir):
     jax.monitoring.unregister_event_duration_listener(listen)
   assert int(p_state.step[0]) == 3
   assert len(compiles) == 1
+
+
+def test_config_differences_name_the_changed_fields():
+  old = config_lib.base_config()
+  new = config_lib.base_config()
+  # A JSON round trip (tuples -> lists) is not a change.
+  assert config_lib.config_differences(json.loads(json.dumps(old.to_dict())), new) == []
+  new.loss.regional_coord_weight = 1.0
+  new.stages = (("coarse", 1.0),)
+  diffs = config_lib.config_differences(old.to_dict(), new.to_dict())
+  assert len(diffs) == 2
+  assert diffs[0] == "loss.regional_coord_weight: 0.05 -> 1.0"
+  assert diffs[1].startswith("stages: ")
+
+
+def test_resuming_with_another_config_says_what_changed(tmp_path, data_dir, capsys):
+  workdir = str(tmp_path / "w")
+  config = tiny_config(data_dir, total_steps=2, checkpoint_every_steps=2)
+  trainer.train_and_evaluate(config, workdir)
+  capsys.readouterr()
+  config.total_steps = 4
+  config.learning_rate = 5e-3
+  trainer.train_and_evaluate(config, workdir)
+  out = capsys.readouterr().out
+  assert "resuming at step 2" in out
+  assert "was started with another config" in out
+  assert "learning_rate: 0.001 -> 0.005" in out and "total_steps: 2 -> 4" in out
