@@ -368,6 +368,18 @@ def _todo_key(sweep: ml_collections.ConfigDict, model: str, res: int) -> tuple:
   return key, config_fingerprint(config)
 
 
+def _recorded(records: list[dict], key: tuple, fingerprint: str) -> dict | None:
+  """The record of run ``key`` made with config ``fingerprint``, if any."""
+  return next(
+    (
+      r
+      for r in records
+      if run_key(r) == key and r.get("config_fingerprint") == fingerprint
+    ),
+    None,
+  )
+
+
 def load_records(path: str) -> list[dict]:
   if not os.path.exists(path):
     return []
@@ -514,10 +526,10 @@ def run_sweep(
   t_start = time.perf_counter()
   for i, (res, model) in enumerate(todo):
     key, fingerprint = _todo_key(sweep, model, res)
-    same = [r for r in records if run_key(r) == key]
-    if any(r.get("config_fingerprint") == fingerprint for r in same):
+    if _recorded(records, key, fingerprint) is not None:
       log(f"[{i + 1}/{len(todo)}] {model} @ {res}: already in {json_path}; skipping")
       continue
+    same = [r for r in records if run_key(r) == key]
     if same:  # the same run with another config (or one recorded before
       # fingerprints): its result is not this config's, so it is replaced
       log(
@@ -532,14 +544,7 @@ def run_sweep(
     )
     if collapses(sweep, model, res):
       twin_key, twin_print = _todo_key(sweep, "holistic_input256", res)
-      twin = next(
-        (
-          r
-          for r in records
-          if run_key(r) == twin_key and r.get("config_fingerprint") == twin_print
-        ),
-        None,
-      )
+      twin = _recorded(records, twin_key, twin_print)
       if twin is None:
         records = [r for r in records if run_key(r) != twin_key]
         name = run_name("holistic_input256", res, steps, twin_print)

@@ -109,16 +109,15 @@ def config_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[s
         out[prefix + k] = plain(v)
     return out
 
+  class Absent:  # a field one side lacks
+    def __repr__(self) -> str:
+      return "(absent)"
+
   as_dict = lambda c: c.to_dict() if isinstance(c, ml_collections.ConfigDict) else c
   a, b = flat(as_dict(old)), flat(as_dict(new))
-  missing = object()
-  return [
-    f"{k}: {a.get(k, missing)!r} -> {b.get(k, missing)!r}".replace(
-      repr(missing), "(absent)"
-    )
-    for k in sorted(set(a) | set(b))
-    if a.get(k, missing) != b.get(k, missing)
-  ]
+  absent = Absent()
+  pairs = {k: (a.get(k, absent), b.get(k, absent)) for k in sorted(set(a) | set(b))}
+  return [f"{k}: {x!r} -> {y!r}" for k, (x, y) in pairs.items() if x != y]
 
 
 def parse_variant(variant: str, path: str) -> tuple[bool, int | None]:
