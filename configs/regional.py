@@ -8,12 +8,13 @@ Variant: "gpu" (wider nets, accelerator schedule) and/or a resolution
 (256, 512, 1024, 2048, 4096). Memory is flat in the resolution, so the
 accelerator batch is the same at every size.
 
-Crop size and stem stride per resolution: config.regional.crop_table, rows of
-(resolution, crop_size, stem_stride) in full-resolution pixels.
+Crops are config.regional.crop_fraction of the side at every resolution, cut
+to config.regional.feature_size features by a stem whose stride follows
+(hrface_jax.models.config.crop_table lists them; a crop_table of rows
+(resolution, crop_size, stem_stride) overrides the rule).
 """
 
 from hrface_jax import config_lib
-from hrface_jax.models import config as model_config
 
 
 def get_config(variant: str = ""):
@@ -25,7 +26,8 @@ def get_config(variant: str = ""):
   config.coarse.input_size = 256
   config.coarse.center_source = "attention"
   # Crops: 9/16 of the side, cut to 36x36 features by the stem at every size.
-  config.regional.crop_table = model_config.CROP_TABLE
+  config.regional.crop_fraction = 0.5625
+  config.regional.feature_size = 36
   config.regional.share_trunk = False  # per-region parameters (vmapped)
   config.regional.differentiable_crop = False
   # "confidence" fusion: where the crops are right the regional estimates
@@ -49,7 +51,7 @@ def get_config(variant: str = ""):
     config.coarse.widths = (32, 64, 128, 192)
     config.coarse.heatmap_level = 1
     config.coarse.blocks = 2
-    config.regional.crop_table = model_config.CROP_TABLE_FINE
+    config.regional.feature_size = 72  # R / 128 per heatmap pixel at 9/16 crops
     config.regional.stem_widths = (32, 64)
     config.regional.widths = (64, 96, 128)
     config.regional.blocks = 2

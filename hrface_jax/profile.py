@@ -27,7 +27,7 @@ import optax
 from absl import app, flags
 from ml_collections import config_flags
 
-from hrface_jax import atomic, models
+from hrface_jax import atomic, models, stages, trainer
 from hrface_jax import markup as markup_lib
 from hrface_jax.cli import private_flags_parser
 
@@ -88,16 +88,17 @@ def profile_resolution(
   params = jax.eval_shape(init, jax.random.PRNGKey(0), images)["params"]
   tx = optax.adam(1e-3)
   opt_state = jax.eval_shape(tx.init, params)
-  regional = config.model_name == "regional"
+  # Crop and patch centres as the last training stage makes them.
+  crop_mode = stages.stage_controls(config, stages.schedule(config)[-1].name)[
+    "crop_mode"
+  ]
 
   def train_step(params, opt_state, images, landmarks, rng):
-    centers = None
-    if regional:  # jittered ground-truth crop centres, as in training
-      centers = models.region_centers_from_landmarks(landmarks, markup)
-      centers = centers + models.crop_center_jitter(rng, config, centers.shape)
+    keys = jax.random.split(rng, batch)
+    kwargs = trainer.train_crop_centers(config, markup, landmarks, keys, crop_mode)
 
     def loss_of(p):
-      out = model.apply({"params": p}, images, crop_centers=centers, train=True)
+      out = model.apply({"params": p}, images, **kwargs, train=True)
       return models.loss_fn(config, out, landmarks)
 
     (loss, _), grads = jax.value_and_grad(loss_of, has_aux=True)(params)

@@ -26,6 +26,7 @@ from hrface_jax.models.config import CENTER_MODES
 STAGE_NAMES = ("coarse", "regional", "joint", "holistic")
 _MODEL_STAGES = {
   "regional": ("coarse", "regional", "joint"),
+  "coarse": ("coarse",),
   "holistic": ("holistic",),
 }
 
@@ -84,7 +85,8 @@ def stage_controls(
 ) -> dict[str, np.ndarray | dict[str, np.ndarray]]:
   """Stage ``name`` as train-step inputs (the same structure for every stage).
 
-  ``loss_scales``: multipliers of the regional loss terms (0 in "coarse").
+  ``loss_scales``: multipliers of the regional and patch loss terms (0 in
+  "coarse").
   ``crop_mode``: index into ``CENTER_MODES`` of the crop centres' source.
   """
   regional = 0.0 if name == "coarse" else 1.0
@@ -93,6 +95,8 @@ def stage_controls(
     "loss_scales": {
       "regional_heatmap": np.float32(regional),
       "regional_coord": np.float32(regional),
+      "patch_heatmap": np.float32(regional),
+      "patch_coord": np.float32(regional),
     },
     "crop_mode": np.int32(CENTER_MODES.index(mode)),
   }

@@ -64,19 +64,20 @@ def train_crop_centers(
   keys: jax.Array,
   crop_mode: jax.Array,
 ) -> dict[str, jax.Array]:
-  """Crop centres for a training batch, as keyword arguments of the model.
+  """Crop (and patch) centres for a training batch, as model keyword arguments.
 
   ``crop_mode`` (traced) indexes ``CENTER_MODES``: jittered ground truth,
   predicted, per example one or the other ("mix"), or per example and region
   a random point between them ("between"). Every mode is a weight per example
   and region of the jittered ground truth against the attention's centre (1:
-  ground truth, 0: predicted), so one compiled step serves them all. Empty
-  for the holistic model.
+  ground truth, 0: predicted), so one compiled step serves them all. Patch
+  stages get the same treatment per landmark, their ground truth jittered by
+  ``patches.train_jitter`` of each stage's window. Empty for models without
+  crops.
   """
   if cfg.model_name != "regional":
     return {}
   centers = models.region_centers_from_landmarks(landmarks, markup)
-  num_regions = centers.shape[1]
   jitter = jax.vmap(lambda k: models.crop_center_jitter(k, cfg, centers.shape[1:]))(
     keys
   )
@@ -85,21 +86,43 @@ def train_crop_centers(
       jax.random.fold_in(k, 1), cfg.train_crop_mix_gt_fraction
     )
   )(keys)
-  # "between": the regional nets then see the attention's own errors, in
-  # direction and size, at every fraction of their full size: the crops they
-  # get at test time, and better ones.
-  between = jax.vmap(
-    lambda k: jax.random.uniform(jax.random.fold_in(k, 2), (num_regions,))
-  )(keys)
-  ones = jnp.ones_like(between)
-  weights = {
-    "gt_jitter": ones,
-    "predicted": jnp.zeros_like(between),
-    "mix": use_gt[:, None] * ones,
-    "between": between,
+
+  def mode_weights(num: int, salt: int) -> jax.Array:
+    # "between": the nets then see the previous stage's own errors, in
+    # direction and size, at every fraction of their full size: the inputs
+    # they get at test time, and better ones.
+    between = jax.vmap(
+      lambda k: jax.random.uniform(jax.random.fold_in(k, salt), (num,))
+    )(keys)
+    ones = jnp.ones_like(between)
+    weights = {
+      "gt_jitter": ones,
+      "predicted": jnp.zeros_like(between),
+      "mix": use_gt[:, None] * ones,
+      "between": between,
+    }
+    return jnp.stack([weights[m] for m in CENTER_MODES])[crop_mode]
+
+  kwargs = {
+    "crop_centers": centers + jitter,
+    "crop_center_weights": mode_weights(centers.shape[1], 2),
   }
-  stacked = jnp.stack([weights[m] for m in CENTER_MODES])
-  return {"crop_centers": centers + jitter, "crop_center_weights": stacked[crop_mode]}
+  if cfg.patches.enabled:
+    stages = models.patch_stages(cfg)
+    num = landmarks.shape[1]
+    patch_centers, patch_weights = [], []
+    for i, stage in enumerate(stages):
+      amount = cfg.patches.train_jitter * stage.window
+      noise = jax.vmap(
+        lambda k, i=i, a=amount: jax.random.uniform(
+          jax.random.fold_in(k, 10 + 2 * i), (num, 2), jnp.float32, -a, a
+        )
+      )(keys)
+      patch_centers.append(landmarks + noise)
+      patch_weights.append(mode_weights(num, 11 + 2 * i))
+    kwargs["patch_centers"] = jnp.stack(patch_centers)
+    kwargs["patch_center_weights"] = jnp.stack(patch_weights)
+  return kwargs
 
 
 def train_step(

@@ -132,7 +132,7 @@ def test_table_crops_cover_every_region_of_synthetic_faces():
   corners = np.array([[-1, -1], [-1, 1], [1, -1], [1, 1]], np.float32) * jit
   for seed in range(5):
     lm = np.asarray(synth.face_geometry(seed)["landmarks"], np.float32)  # [0, 1]
-    for res, size, _ in cfg.regional.crop_table:
+    for res, size, _ in model_config.crop_table(cfg, (256, 1024, 4096, 8192)):
       pts = lm * res
       centres = np.asarray(cropping.region_centers_from_landmarks(pts, mk))
       for corner in corners:

@@ -106,10 +106,15 @@ def test_loss_fn_decreases_for_a_better_prediction():
   assert float(loss) == pytest.approx(0.5 * float(m["loss_holistic_heatmap"]))
 
 
-def test_coarse_stage_controls_drop_only_the_regional_terms():
+def test_coarse_stage_controls_drop_only_the_regional_and_patch_terms():
   cfg = config_lib.base_config()
   coarse = stages.stage_controls(cfg, "coarse")
-  assert set(coarse["loss_scales"]) == {"regional_heatmap", "regional_coord"}
+  assert set(coarse["loss_scales"]) == {
+    "regional_heatmap",
+    "regional_coord",
+    "patch_heatmap",
+    "patch_coord",
+  }
   assert all(float(v) == 0.0 for v in coarse["loss_scales"].values())
   for name in ("regional", "joint"):
     controls = stages.stage_controls(cfg, name)

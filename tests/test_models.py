@@ -338,7 +338,7 @@ def test_precision_fusion_is_the_inverse_variance_mean_with_the_coarse_point():
     ("regional.crop_size", 512, "crop_size"),
     ("regional.stem_stride", 5, "stem_stride"),
     ("coarse.input_size", 100, "coarse.input_size"),
-    ("resolution", 300, "crop_table"),
+    ("regional.crop_fraction", 1.5, "regional.crop_fraction"),
     ("train_crop_centers", "oracle", "train_crop_centers"),
     ("loss.coord", "l2", "loss.coord"),
     ("compute_dtype", "float16", "compute_dtype"),
@@ -359,11 +359,35 @@ def test_validate_holistic_input_resolution():
   models.validate_model_config(_tiny("holistic", input_resolution=0))
 
 
-def test_every_table_resolution_validates():
-  for res in (256, 512, 1024, 2048, 4096):
+def test_every_resolution_validates():
+  for res in (256, 300, 512, 1024, 2048, 4096, 8192):
     cfg = config_lib.base_config()
     cfg.resolution = res
     models.validate_model_config(cfg)
     size, stride = models.regional_crop(cfg)
     assert size <= res and size % stride == 0
   assert markup_lib.get_markup("ibug68").num_regions == 8
+
+
+def test_coarse_model_is_the_regional_models_coarse_network():
+  """model_name="coarse" trains the attention network alone; its parameters
+  have the layout of the regional model's "coarse" subtree, so one coarse run
+  initialises regional models of any resolution."""
+  images = _images((2, 64, 64, 3))
+  _, coarse_vars, out = _run(_tiny("coarse", resolution=64), images)
+  _, regional_vars, _ = _run(_small(), images)
+  shapes = lambda t: jax.tree.map(lambda x: x.shape, t)
+  assert set(coarse_vars["params"]) == {"coarse"}
+  assert shapes(coarse_vars["params"]["coarse"]) == shapes(
+    regional_vars["params"]["coarse"]
+  )
+  np.testing.assert_array_equal(out["landmarks"], out["coarse_landmarks"])
+  landmarks = jnp.asarray(np.random.default_rng(0).uniform(10, 50, (2, 68, 2)))
+  _, metrics = models.loss_fn(_tiny("coarse", resolution=64), out, landmarks)
+  terms = {k for k in metrics if k.startswith("loss_")}
+  assert terms == {
+    "loss_coarse_heatmap",
+    "loss_coarse_coord",
+    "loss_attention_heatmap",
+    "loss_attention_coord",
+  }

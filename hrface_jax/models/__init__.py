@@ -14,9 +14,10 @@ import flax.linen as nn
 import ml_collections
 
 from hrface_jax import markup as markup_lib
-from hrface_jax.models.coarse import CoarseNet
+from hrface_jax.models.coarse import CoarseLandmarkModel, CoarseNet
 from hrface_jax.models.config import (
   add_defaults,
+  patch_stages,
   regional_crop,
   validate_model_config,
 )
@@ -31,9 +32,11 @@ from hrface_jax.models.heatmaps import gaussian_heatmaps, soft_argmax
 from hrface_jax.models.holistic import HolisticModel
 from hrface_jax.models.layers import get_dtype
 from hrface_jax.models.losses import coordinate_loss, heatmap_loss, loss_fn, wing_loss
+from hrface_jax.models.patches import PatchRefiner
 from hrface_jax.models.regional import RegionalLandmarkModel, RegionalNet
 
 __all__ = [
+  "CoarseLandmarkModel",
   "CoarseNet",
   "HolisticModel",
   "RegionalLandmarkModel",
@@ -48,6 +51,8 @@ __all__ = [
   "heatmap_loss",
   "jitter_centers",
   "loss_fn",
+  "PatchRefiner",
+  "patch_stages",
   "region_centers_from_landmarks",
   "regional_crop",
   "soft_argmax",
@@ -92,6 +97,8 @@ def build_model(config: ml_collections.ConfigDict) -> nn.Module:
     temperature=h.temperature,
     dtype=dtype,
   )
+  if config.model_name == "coarse":
+    return CoarseLandmarkModel(coarse=coarse)
   regional = RegionalNet(
     region_index=tuple(tuple(int(i) for i in v) for v in markup.regions.values()),
     crop_size=crop_size,
@@ -107,9 +114,28 @@ def build_model(config: ml_collections.ConfigDict) -> nn.Module:
     temperature=h.temperature,
     dtype=dtype,
   )
+  patches = ()
+  if config.patches.enabled:
+    p = config.patches
+    patches = tuple(
+      PatchRefiner(
+        num_landmarks=markup.num_landmarks,
+        size=stage.size,
+        stride=stage.stride,
+        level=stage.level,
+        stem_widths=tuple(p.stem_widths),
+        widths=tuple(p.widths),
+        blocks=p.blocks,
+        pad_value=r.pad_value,
+        temperature=h.temperature,
+        dtype=dtype,
+      )
+      for stage in patch_stages(config)
+    )
   return RegionalLandmarkModel(
     coarse=coarse,
     regional=regional,
     center_source=c.center_source,
     fusion=r.fusion,
+    patches=patches,
   )

@@ -58,3 +58,29 @@ class CoarseNet(nn.Module):
       "region_centers": hm.heatmap_to_image(ctr, hm_scale),
       "coarse_heatmap_scale": jnp.float32(hm_scale),
     }
+
+
+class CoarseLandmarkModel(nn.Module):
+  """The coarse attention network on its own, as a landmark model.
+
+  Its parameters sit under ``coarse`` as in :class:`RegionalLandmarkModel`, so a
+  coarse network trained once (at the fixed input size every resolution
+  shares) initialises the regional model of any resolution.
+  """
+
+  coarse: CoarseNet
+
+  @nn.compact
+  def __call__(
+    self,
+    images: jax.Array,
+    *,
+    crop_centers: jax.Array | None = None,
+    crop_center_weights: jax.Array | None = None,
+    train: bool = False,
+  ) -> dict[str, jax.Array]:
+    del crop_centers, crop_center_weights, train  # no crops; no train-only behaviour
+    out = dict(self.coarse(images))
+    out["landmarks"] = out["coarse_landmarks"]
+    out["confidence"] = out["coarse_confidence"]
+    return out

@@ -4,28 +4,40 @@ Every model field lives here with a default that gives a *small* model: it
 trains on 256-512 px synthetic faces to a visible result in minutes on a
 laptop CPU. ``configs/regional.py:gpu`` and ``configs/holistic.py:gpu`` widen it.
 
-Per-resolution settings of the regional model are a readable table of
-``(resolution, crop_size, stem_stride)`` rows, in full-resolution pixels;
-``regional.crop_size`` / ``regional.stem_stride`` override the table when > 0.
+Crop and patch sizes follow from measured errors, not from a hand-written
+table per resolution (:func:`crop_fraction_for` and :func:`patch_stages`):
+
+* a regional crop is ``regional.crop_fraction`` of the image side: the
+  largest region's extent plus twice the attention's centre error (both
+  measured as fractions of the side on held-out faces, 99th percentile), so
+  the region fits inside its crop wherever the attention puts it. Its stem
+  stride is whatever makes the crop ``regional.feature_size`` features wide:
+  memory after the stem is the same at every resolution.
+* native-resolution patches (``patches.enabled``) start at
+  ``patches.first_window`` of the side (twice the regional estimate's 99th
+  percentile error, plus a margin) and shrink by ``patches.shrink`` per stage
+  until a heatmap pixel is ``patches.stem_stride`` full-resolution pixels.
+
+``regional.crop_table`` rows ``(resolution, crop_size, stem_stride)`` still
+override the rule (checkpoints written before it carry one), and
+``regional.crop_size`` / ``regional.stem_stride`` override both when > 0.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import math
 
 import ml_collections
 
 from hrface_jax import markup as markup_lib
 
-MODEL_NAMES = ("regional", "holistic")
+MODEL_NAMES = ("regional", "coarse", "holistic")
 CENTER_MODES = ("gt_jitter", "predicted", "mix", "between")
 FUSIONS = ("confidence", "precision")
 
-# (resolution, crop_size, stem_stride). Crops are 9/16 of the image side: a
-# region (markup.regions, sized for it) spans at most ~0.48 of the side on
-# hrface_synth around its box centre, leaving ~0.04 on each side for jitter
-# or crop-centre error (landmarks a crop misses fall back to the coarse
-# estimate). The stem stride is R / 64, so every crop becomes the same 36x36
-# feature map (memory after the stem is constant) and a regional heatmap
-# pixel is R / 64 of the image, as fine as the coarse network's.
+# The first releases' fixed crops (9/16 of the side, R / 64 per feature
+# pixel), kept for reference and for configs that want them explicitly.
 CROP_TABLE = (
   (256, 144, 4),
   (512, 288, 8),
@@ -33,15 +45,95 @@ CROP_TABLE = (
   (2048, 1152, 32),
   (4096, 2304, 64),
 )
-# Twice the feature-map side (72x72, R / 128 per heatmap pixel: twice as fine
-# as the coarse network's and a 256^2 holistic network's), for GPUs.
-CROP_TABLE_FINE = (
-  (256, 144, 2),
-  (512, 288, 4),
-  (1024, 576, 8),
-  (2048, 1152, 16),
-  (4096, 2304, 32),
-)
+
+
+def crop_fraction_for(
+  region_extent: float, center_error: float, margin: float = 0.02
+) -> float:
+  """The crop side, as a fraction of the image side, that holds a region of
+  ``region_extent`` (its bounding box's longer side) when its centre is off
+  by up to ``center_error`` in any direction (both fractions of the side,
+  e.g. 99th percentiles on held-out faces): extent + 2 x error + margin."""
+  if region_extent <= 0 or center_error < 0:
+    raise ValueError(
+      f"region_extent={region_extent!r} must be > 0 and "
+      f"center_error={center_error!r} >= 0 (fractions of the image side)"
+    )
+  return min(1.0, region_extent + 2.0 * center_error + margin)
+
+
+def crop_for_fraction(
+  resolution: int, fraction: float, feature_size: int
+) -> tuple[int, int]:
+  """(crop_size, stem_stride) in full-resolution pixels: the stride that makes
+  a ``fraction`` x ``resolution`` crop ``feature_size`` features wide (at
+  least 1), and the crop it then has exactly (``feature_size`` x stride)."""
+  stride = max(1, round(fraction * resolution / feature_size))
+  return feature_size * stride, stride
+
+
+def crop_table(
+  config: ml_collections.ConfigDict, resolutions
+) -> list[tuple[int, int, int]]:
+  """``(resolution, crop_size, stem_stride)`` rows of ``config`` (for docs)."""
+  out = []
+  for r in resolutions:
+    c = ml_collections.ConfigDict(config.to_dict())
+    c.resolution = int(r)
+    out.append((int(r), *regional_crop(c)))
+  return out
+
+
+@dataclasses.dataclass(frozen=True)
+class PatchStage:
+  """One native-resolution refinement stage.
+
+  ``size`` x ``size`` patches of the image area-downsampled to side ``level``
+  (0: the full-resolution image), ``stride`` patch pixels per heatmap pixel.
+  ``window`` is the patch side and ``pixel`` a heatmap pixel's side, both in
+  full-resolution pixels.
+  """
+
+  level: int
+  size: int
+  stride: int
+  window: int
+  pixel: int
+
+
+def patch_stages(
+  config: ml_collections.ConfigDict, resolution: int | None = None
+) -> tuple[PatchStage, ...]:
+  """The patch refinement stages at ``resolution`` (default config.resolution).
+
+  Stage k's window is ``first_window x R / shrink^k``, rounded up so that a
+  heatmap pixel is ``stem_stride x d`` full pixels for a power of two d; the
+  last stage is the one with d = 1 (a heatmap pixel of ``stem_stride`` full
+  pixels). Coarse stages (d >= 8) cut their patches from the image
+  area-downsampled by d on device (small), finer ones from the full image,
+  their stem striding over d x ``stem_stride`` pixels: either way memory
+  and FLOPs per stage do not depend on the resolution, only the number of
+  stages (log_shrink of it) does.
+  """
+  p = config.patches
+  r = int(resolution or config.resolution)
+  f, s = int(p.feature_size), int(p.stem_stride)
+  window = float(p.first_window) * r
+  stages = []
+  while True:
+    d = max(1, 2 ** math.ceil(math.log2(max(window / (f * s), 1.0))))
+    d = min(d, max(1, r // (f * s)))  # a patch never wider than the image
+    if d >= 8 and r % d == 0:
+      stages.append(
+        PatchStage(level=r // d, size=f * s, stride=s, window=f * s * d, pixel=s * d)
+      )
+    else:
+      stages.append(
+        PatchStage(level=0, size=f * s * d, stride=s * d, window=f * s * d, pixel=s * d)
+      )
+    if d == 1:
+      return tuple(stages)
+    window = f * s * d / float(p.shrink)
 
 
 def add_defaults(config: ml_collections.ConfigDict) -> None:
@@ -73,9 +165,14 @@ def add_defaults(config: ml_collections.ConfigDict) -> None:
 
   config.regional = ml_collections.ConfigDict(
     dict(
-      crop_table=CROP_TABLE,
-      crop_size=0,  # > 0 overrides the table (full-resolution pixels)
-      stem_stride=0,  # > 0 overrides the table; must divide crop_size
+      # Crop side / image side: the largest region's extent (0.44 of the side
+      # on hrface_synth, the lower jaw) plus twice the attention's 99th
+      # percentile centre error, plus 0.02 (crop_fraction_for).
+      crop_fraction=0.5625,
+      feature_size=36,  # crop features per side after the stem, every resolution
+      crop_table=(),  # rows (resolution, crop_size, stem_stride) override the rule
+      crop_size=0,  # > 0 overrides the rule and the table (full-resolution pixels)
+      stem_stride=0,  # > 0 overrides them; must divide crop_size
       # Channels of the space-to-depth stem stages (stage i uses stem_widths[i],
       # the last one repeats: a stride of 64 has stages 4, 4, 4).
       stem_widths=(16, 32),
@@ -92,6 +189,25 @@ def add_defaults(config: ml_collections.ConfigDict) -> None:
       # where no region does). "precision": those and the coarse landmark,
       # each weighted by 1 / its heatmap variance in full-image pixels^2.
       fusion="confidence",
+    )
+  )
+
+  # Native-resolution refinement (beyond the paper; off = the paper's model).
+  config.patches = ml_collections.ConfigDict(
+    dict(
+      enabled=False,
+      feature_size=16,  # heatmap side of every patch stage
+      stem_stride=2,  # the last stage's heatmap pixel, in full-resolution pixels
+      # First window / image side: about twice the regional estimate's 99th
+      # percentile error (patch_stages).
+      first_window=0.125,
+      shrink=4,  # each stage's window / the next one's
+      stem_widths=(16, 32),
+      widths=(16, 32, 48),
+      blocks=1,
+      # Training centres: ground truth + uniform +- this fraction of the
+      # stage's window (the joint stage mixes in the model's own points).
+      train_jitter=0.2,
     )
   )
 
@@ -137,6 +253,8 @@ def add_defaults(config: ml_collections.ConfigDict) -> None:
       attention_coord_weight=0.05,
       regional_heatmap_weight=1.0,
       regional_coord_weight=0.05,
+      patch_heatmap_weight=1.0,
+      patch_coord_weight=0.05,
       holistic_heatmap_weight=1.0,
       holistic_coord_weight=0.05,
     )
@@ -144,19 +262,25 @@ def add_defaults(config: ml_collections.ConfigDict) -> None:
 
 
 def regional_crop(config: ml_collections.ConfigDict) -> tuple[int, int]:
-  """(crop_size, stem_stride) for ``config.resolution`` (table or overrides)."""
-  row = {int(r[0]): (int(r[1]), int(r[2])) for r in config.regional.crop_table}
-  size, stride = row.get(int(config.resolution), (0, 0))
-  if config.regional.crop_size > 0:
-    size = int(config.regional.crop_size)
-  if config.regional.stem_stride > 0:
-    stride = int(config.regional.stem_stride)
-  if size <= 0 or stride <= 0:
+  """(crop_size, stem_stride) for ``config.resolution``: the overrides, else a
+  ``regional.crop_table`` row, else the crop-fraction rule."""
+  r = config.regional
+  res = int(config.resolution)
+  rows = {int(row[0]): (int(row[1]), int(row[2])) for row in (r.crop_table or ())}
+  if res in rows:
+    size, stride = rows[res]
+  elif r.crop_table:
     raise ValueError(
-      f"config.resolution={config.resolution}: not in config.regional.crop_table "
-      f"(resolutions {sorted(row)}); add a row or set config.regional.crop_size "
-      "and config.regional.stem_stride"
+      f"config.resolution={res}: not in config.regional.crop_table "
+      f"(resolutions {sorted(rows)}); add a row, or set crop_table=() to use "
+      "config.regional.crop_fraction at any resolution"
     )
+  else:
+    size, stride = crop_for_fraction(res, r.crop_fraction, r.feature_size)
+  if r.crop_size > 0:
+    size = int(r.crop_size)
+  if r.stem_stride > 0:
+    stride = int(r.stem_stride)
   return size, stride
 
 
@@ -178,6 +302,40 @@ def stem_factors(stride: int) -> tuple[int, ...]:
 def _check(cond: bool, field: str, value, why: str) -> None:
   if not cond:
     raise ValueError(f"config.{field}={value!r}: {why}")
+
+
+def _validate_patches(config: ml_collections.ConfigDict) -> None:
+  p = config.patches
+  for field in ("feature_size", "stem_stride", "shrink"):
+    _check(p[field] >= 1, f"patches.{field}", p[field], "must be >= 1")
+  _check(p.shrink >= 2, "patches.shrink", p.shrink, "must be >= 2 (stages shrink)")
+  _check(
+    0 < p.first_window <= 1,
+    "patches.first_window",
+    p.first_window,
+    "fraction of the image side, in (0, 1]",
+  )
+  _check(
+    0 <= p.train_jitter < 0.5,
+    "patches.train_jitter",
+    p.train_jitter,
+    "fraction of the window, in [0, 0.5)",
+  )
+  ndown = 2 ** (len(p.widths) - 1)
+  _check(
+    p.feature_size % ndown == 0,
+    "patches.widths",
+    p.widths,
+    f"{len(p.widths) - 1} downsamplings need patches.feature_size "
+    f"({p.feature_size}) divisible by {ndown}",
+  )
+  _check(
+    p.feature_size * p.stem_stride <= config.resolution,
+    "patches.feature_size",
+    p.feature_size,
+    f"a patch of feature_size x stem_stride pixels must fit the "
+    f"{config.resolution}px image",
+  )
 
 
 def validate_model_config(config: ml_collections.ConfigDict) -> None:
@@ -210,7 +368,7 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
     if k.endswith("_weight"):
       _check(v >= 0, f"loss.{k}", v, "weights must be >= 0")
 
-  if config.model_name == "regional":
+  if config.model_name in ("regional", "coarse"):
     c = config.coarse
     n = len(c.widths)
     _check(n >= 1, "coarse.widths", c.widths, "need at least one level")
@@ -235,60 +393,70 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
       c.center_source,
       "expected 'attention' or 'landmarks'",
     )
-    _check(
-      config.train_crop_centers in CENTER_MODES,
-      "train_crop_centers",
-      config.train_crop_centers,
-      f"expected one of {CENTER_MODES}",
-    )
-    _check(
-      0 <= config.train_crop_jitter < 0.5,
-      "train_crop_jitter",
-      config.train_crop_jitter,
-      "fraction of the image side, in [0, 0.5)",
-    )
-    _check(
-      0 <= config.train_crop_mix_gt_fraction <= 1,
-      "train_crop_mix_gt_fraction",
-      config.train_crop_mix_gt_fraction,
-      "probability, in [0, 1]",
-    )
-    size, stride = regional_crop(config)
-    _check(
-      size <= res,
-      "regional.crop_size",
-      size,
-      f"crop larger than the resolution ({res})",
-    )
-    _check(
-      size % stride == 0,
-      "regional.stem_stride",
-      stride,
-      f"does not divide the crop size {size}",
-    )
-    r = config.regional
-    _check(
-      len(r.stem_widths) >= 1,
-      "regional.stem_widths",
-      r.stem_widths,
-      "need at least one width",
-    )
-    feat = size // stride
-    ndown = 2 ** (len(r.widths) - 1)
-    _check(
-      feat % ndown == 0,
-      "regional.widths",
-      r.widths,
-      f"{len(r.widths) - 1} downsamplings need the {feat}x{feat} feature map "
-      f"(crop {size} / stride {stride}) divisible by {ndown}",
-    )
-    _check(0 <= r.pad_value <= 255, "regional.pad_value", r.pad_value, "uint8 value")
-    _check(
-      r.fusion in FUSIONS,
-      "regional.fusion",
-      r.fusion,
-      f"expected one of {FUSIONS}",
-    )
+    if config.model_name == "regional":
+      _check(
+        config.train_crop_centers in CENTER_MODES,
+        "train_crop_centers",
+        config.train_crop_centers,
+        f"expected one of {CENTER_MODES}",
+      )
+      _check(
+        0 <= config.train_crop_jitter < 0.5,
+        "train_crop_jitter",
+        config.train_crop_jitter,
+        "fraction of the image side, in [0, 0.5)",
+      )
+      _check(
+        0 <= config.train_crop_mix_gt_fraction <= 1,
+        "train_crop_mix_gt_fraction",
+        config.train_crop_mix_gt_fraction,
+        "probability, in [0, 1]",
+      )
+      r = config.regional
+      _check(
+        0 < r.crop_fraction <= 1,
+        "regional.crop_fraction",
+        r.crop_fraction,
+        "fraction of the image side, in (0, 1]",
+      )
+      size, stride = regional_crop(config)
+      _check(
+        size <= res,
+        "regional.crop_size",
+        size,
+        f"crop larger than the resolution ({res})",
+      )
+      _check(
+        size % stride == 0,
+        "regional.stem_stride",
+        stride,
+        f"does not divide the crop size {size}",
+      )
+      r = config.regional
+      _check(
+        len(r.stem_widths) >= 1,
+        "regional.stem_widths",
+        r.stem_widths,
+        "need at least one width",
+      )
+      feat = size // stride
+      ndown = 2 ** (len(r.widths) - 1)
+      _check(
+        feat % ndown == 0,
+        "regional.widths",
+        r.widths,
+        f"{len(r.widths) - 1} downsamplings need the {feat}x{feat} feature map "
+        f"(crop {size} / stride {stride}) divisible by {ndown}",
+      )
+      _check(0 <= r.pad_value <= 255, "regional.pad_value", r.pad_value, "uint8 value")
+      _check(
+        r.fusion in FUSIONS,
+        "regional.fusion",
+        r.fusion,
+        f"expected one of {FUSIONS}",
+      )
+      if config.patches.enabled:
+        _validate_patches(config)
     del markup
   else:
     ho = config.holistic

@@ -90,6 +90,82 @@ def _targets(points: jax.Array, probs: jax.Array, sigma: float) -> jax.Array:
   return hm.gaussian_heatmaps(points, probs.shape[-3:-1], sigma)
 
 
+def _coarse_terms(config, outputs, landmarks, markup) -> dict[str, jax.Array]:
+  """Coarse landmark heatmaps and the region attention maps (blobs at each
+  region's box centre)."""
+  sigma, asig, kind = (
+    config.heatmap.sigma,
+    config.heatmap.attention_sigma,
+    config.loss.heatmap,
+  )
+  probs = outputs["coarse_heatmaps"]
+  scale = outputs["coarse_heatmap_scale"]
+  targets = _targets(hm.image_to_heatmap(landmarks, scale), probs, sigma)
+  centers = cropping.region_centers_from_landmarks(landmarks, markup)
+  att = outputs["attention_maps"]
+  att_targets = _targets(hm.image_to_heatmap(centers, scale), att, asig)
+  return {
+    "coarse_heatmap": heatmap_loss(probs, targets, sigma, kind=kind),
+    "coarse_coord": coordinate_loss(outputs["coarse_landmarks"], landmarks, config),
+    "attention_heatmap": heatmap_loss(att, att_targets, asig, kind=kind),
+    "attention_coord": coordinate_loss(outputs["region_centers"], centers, config),
+  }
+
+
+def _regional_terms(
+  config, outputs, landmarks, markup
+) -> tuple[dict[str, jax.Array], jax.Array]:
+  """Each region's landmarks in its crop; points the crop misses are left out
+  (no prediction inside the crop can reach them). Also returns which points
+  of the padded regions [B, R, K] are inside their crops, over the real ones."""
+  sigma = config.heatmap.sigma
+  index, mask = region_slots(markup.region_indices())
+  true = landmarks[:, index]  # [B, R, K, 2]
+  probs = outputs["regional_heatmaps"]  # [B, R, f, f, K]
+  f = probs.shape[-2]
+  local = hm.image_to_heatmap(
+    true, outputs["regional_heatmap_scale"], outputs["crop_origins"][:, :, None]
+  )
+  inside = jnp.all((local >= -0.5) & (local <= f - 0.5), axis=-1) & mask
+  targets = _targets(local, probs, sigma)
+  terms = {
+    "regional_heatmap": heatmap_loss(
+      probs, targets, sigma, inside, config.loss.heatmap
+    ),
+    "regional_coord": coordinate_loss(
+      outputs["regional_landmarks"], true, config, inside
+    ),
+  }
+  return terms, jnp.sum(inside, axis=(1, 2)) / mask.sum()
+
+
+def _patch_terms(
+  config, outputs, landmarks
+) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
+  """Every native-resolution patch stage: each landmark's heatmap in its own
+  patch (points outside their patch left out), summed over the stages."""
+  sigma, kind = config.heatmap.sigma, config.loss.heatmap
+  heat, coord, metrics = 0.0, 0.0, {}
+  i = 0
+  while f"patch{i}_heatmaps" in outputs:
+    probs = outputs[f"patch{i}_heatmaps"]  # [B, L, f, f, 1]
+    f = probs.shape[-2]
+    local = hm.image_to_heatmap(
+      landmarks, outputs[f"patch{i}_heatmap_scale"], outputs[f"patch{i}_offsets"]
+    )  # [B, L, 2]
+    inside = jnp.all((local >= -0.5) & (local <= f - 0.5), axis=-1)
+    targets = _targets(local[..., None, :], probs, sigma)
+    heat = heat + heatmap_loss(probs, targets, sigma, inside[..., None], kind)
+    points = outputs[f"patch{i}_landmarks"]
+    coord = coord + coordinate_loss(points, landmarks, config, inside)
+    metrics[f"patch{i}_inside_fraction"] = jnp.mean(inside)
+    metrics[f"patch{i}_error_px"] = jnp.mean(
+      jnp.linalg.norm(points - landmarks, axis=-1)
+    )
+    i += 1
+  return {"patch_heatmap": heat, "patch_coord": coord}, metrics
+
+
 def loss_fn(
   config: ml_collections.ConfigDict,
   outputs: dict[str, jax.Array],
@@ -100,7 +176,8 @@ def loss_fn(
 
   Pure. Terms (each reported as ``loss_<term>``): coarse_heatmap,
   coarse_coord, attention_heatmap, attention_coord, regional_heatmap,
-  regional_coord (regional model); holistic_heatmap, holistic_coord. Term t
+  regional_coord (regional model), patch_heatmap, patch_coord (its patch
+  stages, when on); holistic_heatmap, holistic_coord. Term t
   counts ``loss.t_weight`` x ``loss_scales[t]`` (default 1; a training
   stage's switch, traced, so it does not recompile).
   ``error_px``: mean point-to-point error of the final landmarks, pixels.
@@ -121,44 +198,18 @@ def loss_fn(
     )
   else:
     markup = markup_lib.get_markup(config.markup)
-    # Coarse landmarks.
-    probs = outputs["coarse_heatmaps"]
-    scale = outputs["coarse_heatmap_scale"]
-    targets = _targets(hm.image_to_heatmap(landmarks, scale), probs, sigma)
-    terms["coarse_heatmap"] = heatmap_loss(probs, targets, sigma, kind=kind)
-    terms["coarse_coord"] = coordinate_loss(
-      outputs["coarse_landmarks"], landmarks, config
-    )
-    # Attention: a blob at each region's centre.
-    centers = cropping.region_centers_from_landmarks(landmarks, markup)
-    att = outputs["attention_maps"]
-    asig = config.heatmap.attention_sigma
-    targets = _targets(hm.image_to_heatmap(centers, scale), att, asig)
-    terms["attention_heatmap"] = heatmap_loss(att, targets, asig, kind=kind)
-    terms["attention_coord"] = coordinate_loss(
-      outputs["region_centers"], centers, config
-    )
-    # Regional: each region's landmarks in its crop; points the crop misses
-    # are left out (no prediction inside the crop can reach them).
-    index, mask = region_slots(markup.region_indices())
-    true = landmarks[:, index]  # [B, R, K, 2]
-    probs = outputs["regional_heatmaps"]  # [B, R, f, f, K]
-    f = probs.shape[-2]
-    local = hm.image_to_heatmap(
-      true, outputs["regional_heatmap_scale"], outputs["crop_origins"][:, :, None]
-    )
-    inside = jnp.all((local >= -0.5) & (local <= f - 0.5), axis=-1) & mask
-    targets = _targets(local, probs, sigma)
-    terms["regional_heatmap"] = heatmap_loss(probs, targets, sigma, inside, kind)
-    terms["regional_coord"] = coordinate_loss(
-      outputs["regional_landmarks"], true, config, inside
-    )
-    metrics["regional_inside_fraction"] = jnp.sum(inside) / (
-      inside.shape[0] * mask.sum()
-    )
+    terms.update(_coarse_terms(config, outputs, landmarks, markup))
     metrics["coarse_error_px"] = jnp.mean(
       jnp.linalg.norm(outputs["coarse_landmarks"] - landmarks, axis=-1)
     )
+    if config.model_name == "regional":
+      regional, inside = _regional_terms(config, outputs, landmarks, markup)
+      terms.update(regional)
+      metrics["regional_inside_fraction"] = jnp.mean(inside)
+      if "patch0_heatmaps" in outputs:
+        patch_terms, patch_metrics = _patch_terms(config, outputs, landmarks)
+        terms.update(patch_terms)
+        metrics.update(patch_metrics)
   scales = loss_scales or {}
   loss = sum(lc[f"{k}_weight"] * scales.get(k, 1.0) * v for k, v in terms.items())
   metrics.update({f"loss_{k}": v for k, v in terms.items()})

@@ -12,6 +12,7 @@ import numpy as np
 from hrface_jax.models import cropping, layers
 from hrface_jax.models import heatmaps as hm
 from hrface_jax.models.coarse import CoarseNet
+from hrface_jax.models.patches import PatchRefiner
 
 RegionIndex = Sequence[Sequence[int]]
 
@@ -209,12 +210,19 @@ class RegionalLandmarkModel(nn.Module):
   (training on the attention's own errors, scaled). Without
   ``differentiable_crop`` the predicted centres are a stop-gradient: hard
   crops have no gradient w.r.t. position.
+
+  ``patches`` (optional, beyond the paper): native-resolution refinement
+  stages run after the fusion, each around the previous points
+  (:class:`hrface_jax.models.patches.PatchRefiner`); ``patch_centers`` [S, B,
+  L, 2] and ``patch_center_weights`` [S, B, L] override their centres the same
+  way while training.
   """
 
   coarse: CoarseNet
   regional: RegionalNet
   center_source: str = "attention"  # "attention" | "landmarks"
   fusion: str = "confidence"  # "confidence" | "precision" (see __call__)
+  patches: Sequence[PatchRefiner] = ()
 
   @nn.compact
   def __call__(
@@ -223,6 +231,8 @@ class RegionalLandmarkModel(nn.Module):
     *,
     crop_centers: jax.Array | None = None,
     crop_center_weights: jax.Array | None = None,
+    patch_centers: jax.Array | None = None,
+    patch_center_weights: jax.Array | None = None,
     train: bool = False,
   ) -> dict[str, jax.Array]:
     del train  # no dropout / batch statistics: train and eval are the same
@@ -270,4 +280,13 @@ class RegionalLandmarkModel(nn.Module):
       out["coarse_confidence"][..., None],
       coarse_weights,
     )[..., 0]
+    out["regional_fused_landmarks"] = out["landmarks"]
+    for i, stage in enumerate(self.patches):
+      centers = jax.lax.stop_gradient(out["landmarks"])
+      if patch_centers is not None:
+        weights = patch_center_weights[i][..., None]
+        centers = centers + weights * (patch_centers[i] - centers)
+      refined = stage(images, centers)
+      out.update({f"patch{i}_{k}": v for k, v in refined.items()})
+      out["landmarks"] = refined["landmarks"]
     return out
