@@ -7,6 +7,7 @@ experiment changes, so each reads like a table of that experiment.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -54,6 +55,15 @@ def base_config() -> ml_collections.ConfigDict:
       ema_decay=0.0,  # 0 disables the EMA of parameters
     )
   )
+
+  # Reuse: top-level parameter subtrees ("coarse", "regional", "patches_0",
+  # ...) copied from another run's checkpoint (its best, else latest) when
+  # this run starts from scratch, and subtrees that are not trained (their
+  # gradients are never computed). A coarse network trained once at its fixed
+  # input size serves the regional model at every resolution this way.
+  config.init_from = ""  # a workdir or checkpoint; "" = none
+  config.init_modules = ("coarse",)  # what init_from provides
+  config.frozen_modules = ()
 
   # Bookkeeping.
   config.log_every_steps = 50
@@ -192,6 +202,10 @@ def validate_config(
   if config.distributed not in ("auto", "on", "off"):
     raise ValueError(
       f"config.distributed={config.distributed!r}: expected 'auto', 'on' or 'off'"
+    )
+  if config.init_from and not os.path.exists(config.init_from):
+    raise ValueError(
+      f"config.init_from={config.init_from!r}: no such workdir or checkpoint"
     )
   from hrface_jax.models import validate_model_config  # noqa: PLC0415
 

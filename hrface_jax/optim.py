@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import ml_collections
 import optax
 
@@ -28,7 +29,8 @@ def learning_rate_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
 
 
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """Gradient clipping, then Adam or AdamW with the schedule above."""
+  """Gradient clipping, then Adam or AdamW with the schedule above; nothing
+  (no update, no state) for the top-level subtrees in ``frozen_modules``."""
   opt = config.optimizer
   schedule = learning_rate_schedule(config)
   if opt.name == "adam":
@@ -43,4 +45,13 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
   if opt.grad_clip_norm > 0:
     parts.append(optax.clip_by_global_norm(opt.grad_clip_norm))
   parts.append(base)
-  return optax.chain(*parts)
+  tx = optax.chain(*parts)
+  frozen = tuple(config.get("frozen_modules", ()) or ())
+  if not frozen:
+    return tx
+  # Frozen subtrees get no update and no optimizer state.
+  labels = lambda params: {
+    k: jax.tree.map(lambda _, k=k: "frozen" if k in frozen else "train", v)
+    for k, v in params.items()
+  }
+  return optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)

@@ -148,7 +148,13 @@ def train_step(
     cfg, markup, batch["landmarks"], keys, controls["crop_mode"]
   )
 
+  frozen = tuple(cfg.frozen_modules)
+
   def loss_of(params):
+    # No gradient is computed for frozen subtrees (XLA drops their backward).
+    params = {
+      k: jax.lax.stop_gradient(v) if k in frozen else v for k, v in params.items()
+    }
     outputs = model.apply({"params": params}, batch["image"], **crop_kwargs, train=True)
     return models.loss_fn(cfg, outputs, batch["landmarks"], controls["loss_scales"])
 
@@ -287,8 +293,36 @@ def _format_eta(seconds: float) -> str:
 
 
 def init_params(config: ml_collections.ConfigDict, model, rng: jax.Array):
+  """Fresh parameters, with ``config.init_modules`` from ``config.init_from``."""
   images = jnp.zeros((1, config.resolution, config.resolution, 3), jnp.uint8)
-  return jax.jit(lambda r: model.init(r, images, train=False))(rng)["params"]
+  params = jax.jit(lambda r: model.init(r, images, train=False))(rng)["params"]
+  if config.get("init_from"):
+    params = load_modules(params, config.init_from, tuple(config.init_modules))
+  return params
+
+
+def load_modules(params: dict, path: str, names: tuple[str, ...]) -> dict:
+  """``params`` with the top-level subtrees ``names`` replaced by those of the
+  checkpoint at ``path`` (shapes must match: same module config)."""
+  _, source, step = checkpointing.load_for_inference(path)
+  params = dict(params)
+  for name in names:
+    if name not in params or name not in source:
+      have = sorted(source) if name not in source else sorted(params)
+      raise ValueError(
+        f"config.init_modules: {name!r} is not in "
+        f"{path if name not in source else 'this model'} (it has {have})"
+      )
+    want = jax.tree.map(np.shape, params[name])
+    got = jax.tree.map(np.shape, source[name])
+    if want != got:
+      raise ValueError(
+        f"config.init_from={path}: its {name!r} parameters have other shapes "
+        "than this model's; the two configs must build the same module"
+      )
+    params[name] = jax.tree.map(jnp.asarray, source[name])
+  logging.info("Initialised %s from %s (step %d)", names, path, step)
+  return params
 
 
 # ----------------------------------------------------------------------------

@@ -440,3 +440,37 @@ def test_resuming_with_another_config_says_what_changed(tmp_path, data_dir, caps
   assert "resuming at step 2" in out
   assert "was started with another config" in out
   assert "learning_rate: 0.001 -> 0.005" in out and "total_steps: 2 -> 4" in out
+
+
+def test_regional_run_reuses_a_frozen_coarse_network(data_dir, tmp_path):
+  """A coarse network trained once initialises a regional run and stays as
+  it was (frozen: no update), while the regional networks train."""
+  short = dict(total_steps=4, checkpoint_every_steps=4, eval_every_steps=4)
+  coarse_dir = str(tmp_path / "coarse")
+  trainer.train_and_evaluate(
+    tiny_config(data_dir, model_name="coarse", stages=(("coarse", 1.0),), **short),
+    coarse_dir,
+  )
+  _, coarse, _ = checkpointing.load_for_inference(coarse_dir)
+  cfg = tiny_config(
+    data_dir,
+    init_from=coarse_dir,
+    frozen_modules=("coarse",),
+    stages=(("regional", 0.5), ("joint", 0.5)),
+    **short,
+  )
+  workdir = str(tmp_path / "regional")
+  trainer.train_and_evaluate(cfg, workdir)
+  _, params, _ = checkpointing.load_for_inference(workdir)
+  jax.tree.map(np.testing.assert_array_equal, params["coarse"], coarse["coarse"])
+  fresh = trainer.init_params(
+    tiny_config(data_dir), models.build_model(cfg), jax.random.PRNGKey(cfg.seed)
+  )
+  changed = jax.tree.map(
+    lambda a, b: not np.allclose(a, b), params["regional"], fresh["regional"]
+  )
+  assert any(jax.tree.leaves(changed))
+  # A coarse network of another shape is refused, naming the module.
+  other = tiny_config(data_dir, init_from=coarse_dir, **{"coarse.widths": (8, 8)})
+  with pytest.raises(ValueError, match="'coarse' parameters have other shapes"):
+    trainer.init_params(other, models.build_model(other), jax.random.PRNGKey(0))
