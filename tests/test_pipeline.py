@@ -2,12 +2,13 @@
 
 import itertools
 import json
+from unittest import mock
 
 import numpy as np
 import pytest
 from conftest import SYNTH_RES, SYNTH_TEST, SYNTH_TRAIN, fake_render_face, make_config
 
-from hrface_jax.data import builders, pipeline
+from hrface_jax.data import augment, builders, pipeline
 
 
 def _take(it, n):
@@ -37,6 +38,13 @@ def _seed_of(landmarks, resolution=SYNTH_RES):
     ):
       return seed
   raise AssertionError("no such face")
+
+
+def _seed_of_or_none(landmarks):
+  try:
+    return _seed_of(landmarks)
+  except AssertionError:
+    return None
 
 
 def test_train_batches_shapes_and_determinism(synth_data_dir):
@@ -174,3 +182,29 @@ def test_worker_processes_resume_exactly(synth_data_dir):
   resumed.set_state(state)
   _assert_same(expected, _take(resumed, 3))
   _assert_same(_take(_train(config), 2), _take(_train(config), 2))
+
+
+def test_fast_high_resolution_path_gives_the_same_examples(synth_data_dir):
+  """Whole-pixel shifts without rotation or zoom take the copy path of the
+  warp, and decoded frames come from the cache after the first epoch: the
+  batches are those of the resampling path without a cache, step for step."""
+  fast = {
+    "augment.rotation_deg": 0.0,
+    "augment.scale_min": 1.0,
+    "augment.scale_max": 1.0,
+    "augment.whole_pixel_shifts": True,
+  }
+  cached = make_config(synth_data_dir, data_cache_gb=1.0, **fast)
+  plain = make_config(synth_data_dir, **fast)
+  steps = 2 * SYNTH_TRAIN // plain.batch_size + 1  # past the first epoch
+  with mock.patch.object(
+    augment, "_is_whole_pixel_shift", return_value=False
+  ):  # the bilinear warp, as before the fast path
+    want = _take(_train(plain), steps)
+  decode = builders.decode_image
+  with mock.patch.object(builders, "decode_image", side_effect=decode) as spy:
+    _assert_same(_take(_train(cached), steps), want)
+  # Each frame decoded about once, though every one was read twice or more.
+  assert spy.call_count < steps * plain.batch_size - SYNTH_TRAIN // 2
+  # The translation was applied (not all frames are the stored ones).
+  assert any(_seed_of_or_none(lm) is None for b in want for lm in b["landmarks"])

@@ -71,6 +71,9 @@ def sample_augmentation(
   scale = rng.uniform(aug["scale_min"], aug["scale_max"])
   theta = np.deg2rad(rng.uniform(-aug["rotation_deg"], aug["rotation_deg"]))
   t = rng.uniform(-aug["translation"], aug["translation"], size=2) * resolution
+  if aug.get("whole_pixel_shifts", False):
+    # With no rotation or zoom the warp is then a copy (warp_image's fast path).
+    t = np.round(t)
   flip = bool(rng.random() < aug["flip_prob"])
   cos, sin = np.cos(theta), np.sin(theta)
   linear = scale * np.array([[cos, -sin], [sin, cos]])
@@ -95,6 +98,8 @@ def warp_image(image: Array, matrix: Array, resolution: int) -> Array:
   """
   m = np.eye(3)
   m[:2] = np.asarray(matrix, np.float64)[:2]
+  if _is_whole_pixel_shift(m):
+    return _shift_image(image, m, resolution)
   h, w = image.shape[:2]
   # Source-space bounding box of the output square (plus interpolation margin).
   inv = np.linalg.inv(m)
@@ -134,6 +139,38 @@ def warp_image(image: Array, matrix: Array, resolution: int) -> Array:
     borderValue=0,
   )
   return out.reshape((resolution, resolution) + image.shape[2:])
+
+
+def _is_whole_pixel_shift(m: Array) -> bool:
+  """x -> +-x + tx, y -> y + ty with whole-pixel t: a copy, no resampling."""
+  return (
+    abs(abs(m[0, 0]) - 1) < 1e-9
+    and abs(m[1, 1] - 1) < 1e-9
+    and abs(m[0, 1]) < 1e-9
+    and abs(m[1, 0]) < 1e-9
+    and np.allclose(m[:2, 2], np.round(m[:2, 2]), atol=1e-6)
+  )
+
+
+def _shift_image(image: Array, m: Array, resolution: int) -> Array:
+  """warp_image for a whole-pixel shift (and mirror): a copy, the same pixels
+  as the bilinear warp (zeros outside the source), without resampling."""
+  h, w = image.shape[:2]
+  sx, tx, ty = int(round(m[0, 0])), int(round(m[0, 2])), int(round(m[1, 2]))
+  out = np.zeros((resolution, resolution) + image.shape[2:], image.dtype)
+  # Output rows y read source rows y - ty; output columns x read sx (x - tx).
+  y0, y1 = max(0, ty), min(resolution, h + ty)
+  if sx == 1:
+    x0, x1 = max(0, tx), min(resolution, w + tx)
+    src = image[y0 - ty : y1 - ty, x0 - tx : x1 - tx]
+  else:  # source column tx - x, mirrored by cv2 (a negative-stride copy is slow)
+    x0, x1 = max(0, tx - w + 1), min(resolution, tx + 1)
+    src = image[y0 - ty : y1 - ty, tx - x1 + 1 : tx - x0 + 1]
+    if src.size:
+      src = cv2.flip(np.ascontiguousarray(src), 1).reshape(src.shape)
+  if y1 > y0 and x1 > x0:
+    out[y0:y1, x0:x1] = src
+  return out
 
 
 # Quantiles of N(0, 1) at (k + 0.5) / 256: a uniform random byte indexes them,

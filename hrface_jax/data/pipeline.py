@@ -61,6 +61,30 @@ def crop_to_face(config: ml_collections.ConfigDict) -> bool:
   return bool(value)
 
 
+class _FrameCache:
+  """Decoded frames by example id, up to ``max_bytes`` (then no more are
+  added): each frame is decoded once per process. Decoding is a pure
+  function of the stored bytes, so cached and fresh frames are identical."""
+
+  def __init__(self, max_bytes: float):
+    self.max_bytes = max_bytes
+    self.bytes = 0
+    self.frames: dict[Any, np.ndarray] = {}
+
+  def __getstate__(self):  # workers start with an empty cache of their own
+    return {"max_bytes": self.max_bytes, "bytes": 0, "frames": {}}
+
+  def get(self, key: Any, data: bytes) -> np.ndarray:
+    frame = self.frames.get(key) if key is not None else None
+    if frame is None:
+      frame = builders.decode_image(data)
+      if key is not None and self.bytes + frame.nbytes <= self.max_bytes:
+        frame.setflags(write=False)  # shared by every later epoch
+        self.frames[key] = frame
+        self.bytes += frame.nbytes
+    return frame
+
+
 class _Preprocess(grain.transforms.RandomMap):
   """Decode + warp (+ augment) one source element; picklable for workers."""
 
@@ -74,6 +98,7 @@ class _Preprocess(grain.transforms.RandomMap):
     aug = config.augment.to_dict()
     self.aug = aug if augment_ and aug.get("enabled", True) else None
     self.dataset = config.dataset
+    self.cache = _FrameCache(float(config.get("data_cache_gb", 0.0)) * 2**30)
 
   def __call__(self, element: dict[str, Any], rng: np.random.Generator | None):
     landmarks = np.asarray(element["landmarks"], np.float32)
@@ -84,7 +109,7 @@ class _Preprocess(grain.transforms.RandomMap):
         " points: set config.markup to the dataset's markup"
       )
     return augment.preprocess(
-      builders.decode_image(element["image_png"]),
+      self.cache.get(element.get("id"), element["image_png"]),
       landmarks,
       element["face_box"],
       resolution=self.resolution,
