@@ -1,19 +1,21 @@
-"""Resolution sweep, small budget: 2 CPU cores, about 30 minutes.
-
-256^2 and 1024^2 only: the two ends of the small budget. A third resolution
-(512^2) would cost about 10 minutes, all of it taken from the training steps:
-at 150 steps every model was still near the mean shape (NME 0.38-0.45). At
-300 steps regional reaches 0.22 and holistic-256 0.29 (2026-11-22). The sweep
-took 30.3 min (+3.4 min rendering the faces) on a 2-core CPU that is about
-half as fast as the one the 150-step sweep ran on (26 min, 3 sizes).
+"""Resolution sweep, small budget: 256^2 to 4096^2 on 2 CPU cores, < 60 min.
 
     python experiments/resolution_sweep.py --budget=small
     python experiments/resolution_sweep.py --config=configs/sweep_small.py \
-        --config.common.total_steps=100
+        --config.regional_steps=100 --config.resolutions=256,1024
+
+What does not depend on the resolution is trained once (see
+experiments/resolution_sweep.py): the coarse attention network, which sees
+every image at 256^2, and the 256^2-input holistic baseline. Per resolution
+only the regional networks (and their patch stages) train, on the same faces
+rendered at that resolution. Every model's steps count the shared ones: the
+holistic baselines train for coarse_steps + regional_steps.
 
 ``common`` is merged into every run's config (configs/regional.py or
-configs/holistic.py); ``regional`` / ``holistic`` only into that model's.
-Every model gets the same steps, batch, learning rate and synthetic faces.
+configs/holistic.py); ``regional`` / ``holistic`` only into that model's
+(``regional`` into the shared coarse run too: the networks must match);
+``coarse`` only into the shared coarse run; ``per_resolution`` only into the
+regional runs at each resolution.
 """
 
 import ml_collections
@@ -21,49 +23,65 @@ import ml_collections
 
 def get_config() -> ml_collections.ConfigDict:
   sweep = ml_collections.ConfigDict()
-  sweep.resolutions = (256, 1024)
-  # regional | holistic_input256 (downsampled to downsample_resolution) |
-  # holistic_full (input_resolution=0, where it fits in memory).
-  sweep.models = ("regional", "holistic_input256", "holistic_full")
+  sweep.resolutions = (256, 512, 1024, 2048, 4096)
+  # regional (the paper's two-stage model) | regional_patches (the same run
+  # with its native-resolution patch stages) | holistic_input256 (downsampled
+  # to downsample_resolution) | holistic_full (input_resolution=0, where it
+  # fits the memory and compute budgets).
+  sweep.models = ("regional", "regional_patches", "holistic_input256", "holistic_full")
   sweep.downsample_resolution = 256
   # "Fits": the compiled train step's temp + argument bytes <= this budget.
   # 0: the device's memory_stats() bytes_limit, else 16 GB (CPU).
   sweep.memory_budget_gb = 0.0
-  # A time budget: runs whose compiled train step costs more are recorded
-  # ("over_compute_budget", with their memory and FLOPs), not trained. On 2
-  # CPU cores full-resolution holistic at 1024^2 (79 GFLOPs a step) would
-  # take longer than the whole sweep. 0: no limit.
+  # A time budget: full-resolution holistic runs whose compiled train step
+  # costs more are recorded ("over_compute_budget", with their memory and
+  # FLOPs), not trained. 0: no limit.
   sweep.max_train_gflops_per_step = 60.0
   sweep.infer_timing_iters = 3  # timed inference batches (after one warm-up)
   sweep.variant = ""  # configs/regional.py / holistic.py variant ("" | "gpu")
 
+  # The shared, resolution-independent training.
+  sweep.shared_resolution = 256
+  sweep.shared_train_size = 1000  # faces the coarse net and holistic-256 see
+  sweep.coarse_steps = 1500
+  # Per resolution: the regional networks and patch stages, coarse frozen.
+  sweep.regional_steps = 400
+  sweep.regional_stages = (("regional", 0.5), ("joint", 0.5))
+
   sweep.common = ml_collections.ConfigDict(
     dict(
       dataset="hrface_synth",
-      synth_train_size=200,  # the same seeds (faces) at every resolution
-      # 100 test faces: a paired NME difference of ~0.01 is then about one
-      # standard error (40 gave ~0.012-0.014 at 150 steps).
+      # The faces every resolution's regional networks train on (the first
+      # of the shared ones, rendered at that resolution).
+      synth_train_size=100,
       synth_test_size=100,
-      batch_size=4,
-      total_steps=300,
-      learning_rate=2e-3,
-      # Cross-entropy heatmap loss (the default; explicit here because the
-      # short budget relies on it): stronger gradients than MSE while the maps
-      # are still flat. It helped both models a little in 150-step trials at
-      # 256^2 (NME 0.358 -> 0.352 regional, 0.341 -> 0.333 holistic).
-      loss=dict(heatmap="ce"),
-      optimizer=dict(warmup_steps=30),
-      log_every_steps=10,
-      eval_every_steps=300,  # one evaluation, at the end
+      batch_size=8,
+      learning_rate=4e-3,
+      optimizer=dict(warmup_steps=50),
+      log_every_steps=25,
+      eval_every_steps=100000,  # one evaluation, at the end
       checkpoint_every_steps=100,
       keep_checkpoints=1,
+      data_cache_gb=6.0,  # decoded 4096^2 frames: 50 MB each
       seed=0,
     )
   )
-  sweep.regional = ml_collections.ConfigDict()
+  sweep.regional = ml_collections.ConfigDict()  # the coarse run's too
+  sweep.coarse = ml_collections.ConfigDict()
+  # Only the per-resolution regional runs. Frames at 2K-4K are too big to
+  # resample every step on 2 cores: the regional networks see whole-pixel
+  # shifts and mirrors of them (the coarse net and holistic-256 see rotations
+  # and zooms of the 256^2 faces as well).
+  sweep.per_resolution = ml_collections.ConfigDict(
+    dict(
+      augment=dict(
+        rotation_deg=0.0, scale_min=1.0, scale_max=1.0, whole_pixel_shifts=True
+      )
+    )
+  )
   # A stacked hourglass of about the regional model's FLOPs (5.0 GFLOPs per
-  # train step of 4 on a 256^2 input, regional 3.3 at 256^2 and 4.3 at
-  # 1024^2): the same compute class, so "same steps" is a fair budget.
+  # train step of 4 on a 256^2 input): the same compute class, so "same
+  # steps" is a fair budget.
   sweep.holistic = ml_collections.ConfigDict(
     dict(holistic=dict(stem_width=16, width=32, levels=4, stacks=2))
   )

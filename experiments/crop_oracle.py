@@ -54,11 +54,18 @@ def turned(offsets: np.ndarray, angles: np.ndarray) -> np.ndarray:
 
 
 def crop_oracle(
-  workdir: str, split: str | None = None, fusion: str | None = None
+  workdir: str,
+  split: str | None = None,
+  fusion: str | None = None,
+  *,
+  patches: bool = True,
+  other_fusion: bool = True,
 ) -> dict[str, Any]:
   """NMEs of coarse / predicted / oracle / shifted-crop landmarks of a checkpoint.
 
-  ``fusion`` (default: the checkpoint's) is the one reported without suffix.
+  ``fusion`` (default: the checkpoint's) is the one reported without suffix;
+  ``other_fusion`` adds the other one. ``patches=False`` reports the
+  two-stage model (a checkpoint's patch stages left out).
   """
   import jax  # noqa: PLC0415
 
@@ -72,6 +79,9 @@ def crop_oracle(
   )
 
   config, params, step = checkpointing.load_for_inference(workdir)
+  if not patches:
+    config.patches.enabled = False
+    params = {k: v for k, v in params.items() if not k.startswith("patches_")}
   if config.model_name != "regional":
     raise ValueError(
       f"{workdir}: a {config.model_name!r} checkpoint; crop_oracle needs a regional one"
@@ -82,7 +92,8 @@ def crop_oracle(
   if configured not in model_config.FUSIONS:
     raise ValueError(f"fusion={configured!r}: expected one of {model_config.FUSIONS}")
   fused_models = {}
-  for name in model_config.FUSIONS:  # parameter-free: same params for each
+  fusions = model_config.FUSIONS if other_fusion else (configured,)
+  for name in fusions:  # parameter-free: same params for each
     cfg = ml_collections.ConfigDict(config.to_dict())
     cfg.regional.fusion = name
     fused_models[name] = models.build_model(cfg)
@@ -103,7 +114,7 @@ def crop_oracle(
     true = np.asarray(batch["landmarks"], np.float32)
     oracle = np.asarray(models.region_centers_from_landmarks(true, markup))
     named = {}
-    for name in model_config.FUSIONS:
+    for name in fusions:
       pred = jax.device_get(run(name, batch["image"], None))
       orc = jax.device_get(run(name, batch["image"], oracle))
       suffix = "" if name == configured else f"_{name}_fusion"

@@ -1,35 +1,49 @@
 r"""Regional vs holistic landmark models from 256^2 to 4096^2.
 
-    python experiments/resolution_sweep.py --budget=small   # 2 CPU cores, < 30 min
-    python experiments/resolution_sweep.py --budget=full    # a GPU, up to 4096^2
+    python experiments/resolution_sweep.py --budget=small   # 2 CPU cores, < 60 min
+    python experiments/resolution_sweep.py --budget=full    # a GPU
     python experiments/resolution_sweep.py --config=configs/sweep_small.py \
-        --config.resolutions=256,512 --config.common.total_steps=50 \
+        --config.resolutions=256,512 --config.regional_steps=50 \
         [--dataset=ibug_pts --data_dir=...] [--out=DIR] [--workdir=DIR] \
         [--memory_budget_gb=16]
 
-For every resolution R of the sweep config and every model:
+What is resolution-independent is trained once and shared:
 
-* ``regional``: the attention-driven cropping model at R (configs/regional.py);
-* ``holistic_input256``: the holistic baseline (configs/holistic.py) on the
-  image area-downsampled on device to 256^2 (``input_resolution=256``);
+* ``coarse``: the coarse attention network sees every image area-downsampled
+  to its fixed input size, so it is trained once (``coarse_steps``, on the
+  faces rendered at ``shared_resolution``) and initialises, frozen, the
+  regional model of every resolution;
+* ``holistic_input256``: the holistic baseline on the image downsampled on
+  device to 256^2 is likewise one network: trained once at
+  ``shared_resolution`` for ``coarse_steps + regional_steps`` (the regional
+  model's total, shared steps included) and evaluated at every resolution.
+
+Then for every resolution R of the sweep config:
+
+* ``regional``: the attention-driven cropping model at R (configs/regional.py),
+  its regional networks trained for ``regional_steps`` on crops of R^2 faces;
+  the paper's two-stage model;
+* ``regional_patches``: the same run's model with its native-resolution patch
+  stages (beyond the paper; ``config.patches``). The patch stages train in
+  the same run; their loss does not reach the regional networks (their
+  centres are a stop-gradient), so ``regional`` is that run without them;
+* ``holistic_input256``: the shared baseline evaluated on R^2 faces;
 * ``holistic_full``: the holistic baseline at full resolution
   (``input_resolution=0``), trained only where its compiled train step
   (temp + argument bytes, from ``hrface_jax.profile``) fits the memory
-  budget; otherwise, or if it runs out of memory, a record says so with the
-  bytes it would need. At R = 256 it is the same network on the same input as
-  ``holistic_input256``: it is not trained twice, its record copies that run
-  (``same_as``).
-
-A sweep config may also set ``max_train_gflops_per_step`` (a time budget):
-runs whose compiled train step costs more are recorded as
-``over_compute_budget`` with their memory and FLOPs instead of trained (the
-small CPU budget uses it for full-resolution holistic at 1024^2).
+  budget and its FLOPs the compute budget (``max_train_gflops_per_step``);
+  otherwise a record says so with the bytes and FLOPs it would need. At
+  R = 256 it is ``holistic_input256`` (``same_as``).
 
 All runs use the same faces (hrface_synth renders face i identically at
-every resolution), steps, batch and learning rate. After each run the
-records are rewritten to OUT/resolution_sweep.json (and .md, and the PNG
-plots); runs already there are skipped, and a run interrupted mid-training
-resumes from its workdir's checkpoint.
+every resolution) and the same test faces; each record's ``steps`` counts the
+steps its model had, shared ones included. After each record the results
+are rewritten to OUT/resolution_sweep.json (and .md, and the PNG plots);
+records already there (same config fingerprint) are skipped, and a run
+interrupted mid-training resumes from its workdir's checkpoint. Each record
+also says how long its parts took (``render_seconds`` of its resolution's
+faces, ``wall_seconds`` of its training, ``eval_seconds``), and a regional one
+carries the crop oracle's figures at its resolution (``oracle_*``).
 """
 
 from __future__ import annotations
@@ -51,7 +65,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:  # run as a script from anywhere
   sys.path.insert(0, REPO)
 
-MODELS = ("regional", "holistic_input256", "holistic_full")
+MODELS = ("regional", "regional_patches", "holistic_input256", "holistic_full")
 RESULTS_NAME = "resolution_sweep"
 DEFAULT_BUDGET_BYTES = 16 * 2**30  # CPU, or a device without memory_stats()
 OOM_MARKERS = ("RESOURCE_EXHAUSTED", "out of memory", "Out of memory", "OOM")
@@ -98,22 +112,56 @@ def merge(
       target[key] = value
 
 
+# The sweep's training jobs: what each trains, at which resolution.
+JOBS = ("coarse", "holistic_input256", "regional", "holistic_full")
+
+
 def model_config(
-  sweep: ml_collections.ConfigDict, model: str, resolution: int
+  sweep: ml_collections.ConfigDict, job: str, resolution: int
 ) -> ml_collections.ConfigDict:
-  """The training config of one run of the sweep."""
-  if model not in MODELS:
-    raise ValueError(f"sweep model {model!r}: expected one of {MODELS}")
-  base = "regional" if model == "regional" else "holistic"
+  """The training config of one job of the sweep (see the module doc).
+
+  ``job`` is one of :data:`JOBS` or a model of :data:`MODELS` (its job).
+  ``coarse`` and ``holistic_input256`` train at ``sweep.shared_resolution``
+  whatever ``resolution`` is; a regional job's coarse network comes from the
+  coarse job (``init_from``, frozen).
+  """
+  job = "regional" if job == "regional_patches" else job
+  if job not in JOBS:
+    raise ValueError(f"sweep job {job!r}: expected one of {JOBS} or {MODELS}")
+  shared = int(sweep.shared_resolution)
+  base = "holistic" if job.startswith("holistic") else "regional"
   # The variant ("" or "gpu") picks the config file's own widths/schedule.
   config = load_config_file(f"configs/{base}.py", sweep.get("variant", ""))
   merge(config, sweep.common, "common")
   merge(config, sweep[base], base)
   config.resolution = int(resolution)
-  if model == "holistic_input256":
+  coarse_steps, regional_steps = int(sweep.coarse_steps), int(sweep.regional_steps)
+  if job == "coarse":
+    config.model_name = "coarse"
+    config.stages = (("coarse", 1.0),)
+    merge(config, sweep.coarse, "coarse")
+  if job in ("coarse", "holistic_input256"):
+    config.resolution = shared
+    config.synth_train_size = int(sweep.shared_train_size)
+  if job == "coarse":
+    config.total_steps = coarse_steps
+  elif job == "regional":
+    merge(
+      config, sweep.get("per_resolution", ml_collections.ConfigDict()), "per_resolution"
+    )
+    config.total_steps = regional_steps
+    config.frozen_modules = ("coarse",)
+    config.init_modules = ("coarse",)
+    config.stages = tuple(tuple(s) for s in sweep.regional_stages)
+    config.patches.enabled = "regional_patches" in tuple(sweep.models)
+  else:  # the holistic baseline gets the regional model's total
+    config.total_steps = coarse_steps + regional_steps
+  if job == "holistic_input256":
     config.input_resolution = int(sweep.downsample_resolution)
-  elif model == "holistic_full":
+  elif job == "holistic_full":
     config.input_resolution = 0
+  config.eval_every_steps = min(int(config.eval_every_steps), config.total_steps)
   return config
 
 
@@ -122,39 +170,43 @@ def model_config(
 _NOT_FINGERPRINTED = (
   "data_dir",
   "data_workers",
+  "data_threads",
+  "data_cache_gb",
   "log_every_steps",
   "checkpoint_every_steps",
   "keep_checkpoints",
   "keep_best_checkpoints",
+  "init_from",  # a path; what it holds is fingerprinted instead (run_jobs)
 )
 
 
-def config_fingerprint(config: ml_collections.ConfigDict) -> str:
+def config_fingerprint(config: ml_collections.ConfigDict, extra: str = "") -> str:
   """12 hex digits naming a run's config (the fields that shape its result).
 
   A sweep reuses a recorded result, or resumes a run's workdir, only for the
   same fingerprint: change a loss weight and the runs it touches train again
-  instead of reporting (or resuming) the old model.
+  instead of reporting (or resuming) the old model. ``extra`` adds what the
+  config does not hold (the fingerprint of the run a job starts from).
   """
   d = {k: v for k, v in config.to_dict().items() if k not in _NOT_FINGERPRINTED}
-  text = json.dumps(d, sort_keys=True, default=repr)
+  text = json.dumps(d, sort_keys=True, default=repr) + extra
   return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def run_name(model: str, resolution: int, steps: int, fingerprint: str) -> str:
-  """A run's workdir under the sweep's --workdir."""
-  return f"{model}_r{resolution}_s{steps}_{fingerprint}"
+def run_name(job: str, resolution: int, steps: int, fingerprint: str) -> str:
+  """A job's workdir under the sweep's --workdir."""
+  return f"{job}_r{resolution}_s{steps}_{fingerprint}"
 
 
 def input_resolution_of(config: ml_collections.ConfigDict) -> int:
   """The side of the image the (first) network sees."""
-  if config.model_name == "regional":
+  if config.model_name in ("regional", "coarse"):
     return int(config.coarse.input_size)
   return int(config.input_resolution) or int(config.resolution)
 
 
 def collapses(sweep: ml_collections.ConfigDict, model: str, resolution: int) -> bool:
-  """holistic_full at R == downsample size is holistic_input256's run."""
+  """holistic_full at R == downsample size is holistic_input256's network."""
   return model == "holistic_full" and resolution == int(sweep.downsample_resolution)
 
 
@@ -249,18 +301,35 @@ def infer_ms_per_image(config, params, iters: int) -> float:
   return 1000.0 * dt / (n * per)
 
 
-def _final_metrics(config, workdir: str, metrics: dict) -> dict:
-  """The run's last validation metrics (re-evaluated if it had already ended)."""
-  from hrface_jax import checkpointing, evaluation  # noqa: PLC0415
+def eval_config_at(
+  sweep: ml_collections.ConfigDict, model: str, resolution: int
+) -> ml_collections.ConfigDict:
+  """The config a model is evaluated with at ``resolution``: its job's
+  config, on the sweep's R^2 faces (for the shared jobs too)."""
+  config = model_config(sweep, model, resolution)
+  config.resolution = int(resolution)
+  config.synth_train_size = int(sweep.common.synth_train_size)
+  config.synth_resolution = 0
+  if model == "regional":
+    config.patches.enabled = False
+  return config
 
-  if metrics:
-    return metrics
+
+def model_params(params: dict, config: ml_collections.ConfigDict) -> dict:
+  """The subtrees of a job's ``params`` that ``config``'s model has (a
+  regional run's params without its patch stages are the two-stage model)."""
+  if config.model_name == "regional" and not config.patches.enabled:
+    return {k: v for k, v in params.items() if not k.startswith("patches_")}
+  return params
+
+
+def evaluate_params(config: ml_collections.ConfigDict, params: dict) -> dict:
+  """Final metrics of ``params`` on ``config``'s eval split."""
   import jax  # noqa: PLC0415
   from flax import jax_utils  # noqa: PLC0415
 
-  from hrface_jax import models  # noqa: PLC0415
+  from hrface_jax import evaluation, models  # noqa: PLC0415
 
-  _, params, _ = checkpointing.load_for_inference(workdir)
   p_predict = evaluation.make_p_predict(models.build_model(config))
   preds = evaluation.predict_split(
     config,
@@ -271,32 +340,121 @@ def _final_metrics(config, workdir: str, metrics: dict) -> dict:
   return evaluation.compute_metrics(config, preds)[0]
 
 
+def render_seconds(config: ml_collections.ConfigDict) -> float:
+  """Prepares (renders, for hrface_synth) ``config``'s dataset if missing;
+  the seconds it took (0 when it was there)."""
+  from hrface_jax.data import prepare  # noqa: PLC0415
+
+  t0 = time.perf_counter()
+  builder = prepare.builder_for_config(config)
+  if builder.is_prepared():
+    return 0.0
+  prepare.ensure_prepared(config)
+  return round(time.perf_counter() - t0, 1)
+
+
+class _Jobs:
+  """Trains each job of a sweep at most once (resuming a workdir that holds
+  a part of it) and remembers its workdir and fingerprint."""
+
+  def __init__(self, sweep, workdir: str, log: Callable[[str], None]):
+    self.sweep, self.workdir, self.log = sweep, workdir, log
+    self.done: dict[tuple[str, int], dict[str, Any]] = {}
+
+  def resolution_of(self, job: str, resolution: int) -> int:
+    shared = job in ("coarse", "holistic_input256")
+    return int(self.sweep.shared_resolution) if shared else int(resolution)
+
+  def config(self, job: str, resolution: int) -> ml_collections.ConfigDict:
+    config = model_config(self.sweep, job, resolution)
+    if job == "regional":
+      config.init_from = self.path("coarse", resolution)
+    return config
+
+  def fingerprint(self, job: str, resolution: int) -> str:
+    extra = ""
+    if job == "regional":  # what it starts from is part of what it is
+      extra = "coarse:" + self.fingerprint("coarse", resolution)
+    return config_fingerprint(model_config(self.sweep, job, resolution), extra)
+
+  def path(self, job: str, resolution: int) -> str:
+    res = self.resolution_of(job, resolution)
+    config = model_config(self.sweep, job, resolution)
+    name = run_name(
+      job, res, int(config.total_steps), self.fingerprint(job, resolution)
+    )
+    return os.path.join(self.workdir, name)
+
+  def train(self, job: str, resolution: int) -> dict[str, Any]:
+    """Trains the job (once); returns {workdir, wall_seconds, metrics}."""
+    from hrface_jax import trainer  # noqa: PLC0415
+
+    key = (job, self.resolution_of(job, resolution))
+    if key in self.done:
+      return self.done[key]
+    if job == "regional":
+      self.train("coarse", resolution)
+    config = self.config(job, resolution)
+    workdir = self.path(job, resolution)
+    rendered = render_seconds(config)
+    self.log(f"  training {os.path.basename(workdir)} ({config.total_steps} steps)")
+    t0 = time.perf_counter()
+    metrics = trainer.train_and_evaluate(config, workdir)
+    self.done[key] = {
+      "workdir": workdir,
+      "wall_seconds": round(time.perf_counter() - t0, 1),
+      "render_seconds": rendered,
+      "metrics": metrics,
+    }
+    return self.done[key]
+
+
+def _oracle_fields(workdir: str, split: str | None = None) -> dict[str, Any]:
+  """The crop oracle's figures for a regional workdir (two-stage model)."""
+  import crop_oracle  # noqa: PLC0415
+
+  result = crop_oracle.crop_oracle(workdir, split, patches=False, other_fusion=False)
+  keep = (
+    "nme_coarse",
+    "nme_predicted_crops",
+    "nme_oracle_crops",
+    "nme_shifted_crops",
+    "attention_center_error_fraction",
+    "inside_predicted_crop_fraction",
+  )
+  return {f"oracle_{k}": result[k] for k in keep}
+
+
 def run_one(
   sweep: ml_collections.ConfigDict,
   model: str,
   resolution: int,
-  workdir: str,
+  jobs: _Jobs,
   budget_bytes: int,
   log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-  """Trains and evaluates one (model, resolution); returns its record."""
-  from hrface_jax import checkpointing, trainer  # noqa: PLC0415
+  """Trains (if not yet) and evaluates one (model, resolution); its record."""
+  from hrface_jax import checkpointing  # noqa: PLC0415
 
-  config = model_config(sweep, model, resolution)
+  job = "regional" if model == "regional_patches" else model
+  config = eval_config_at(sweep, model, resolution)
+  train_config = jobs.config(job, resolution)
   record: dict[str, Any] = {k: None for k in RECORD_FIELDS}
+  steps = int(train_config.total_steps)
+  if job == "regional":
+    steps += int(sweep.coarse_steps)  # the shared coarse network's steps count
   record.update(
-    config_fingerprint=config_fingerprint(config),
+    config_fingerprint=jobs.fingerprint(job, resolution),
     model=model,
     resolution=int(resolution),
     input_resolution=input_resolution_of(config),
     device=device_description(),
-    steps=int(config.total_steps),
+    steps=steps,
     batch_size=int(config.batch_size),
     dataset=config.dataset,
     memory_budget_bytes=int(budget_bytes),
     status="ok",
   )
-  t0 = time.perf_counter()
   try:
     record.update(train_memory(config))
   except Exception as e:  # noqa: BLE001
@@ -317,7 +475,7 @@ def run_one(
   # 1024^2 fits in RAM but would take longer than the whole small sweep.
   max_gflops = float(sweep.get("max_train_gflops_per_step", 0) or 0)
   gflops = (record["train_flops"] or 0) / 1e9
-  if max_gflops > 0 and gflops > max_gflops:
+  if job == "holistic_full" and max_gflops > 0 and gflops > max_gflops:
     record["status"] = "over_compute_budget"
     log(
       f"  {model} @ {resolution}: not trained: {gflops:.0f} GFLOPs per train "
@@ -325,10 +483,14 @@ def run_one(
     )
     return record
 
+  record["render_seconds"] = render_seconds(config)
   try:
-    metrics = trainer.train_and_evaluate(config, workdir)
-    metrics = _final_metrics(config, workdir, metrics)
-    _, params, _ = checkpointing.load_for_inference(workdir)
+    trained = jobs.train(job, resolution)
+    t0 = time.perf_counter()
+    _, params, _ = checkpointing.load_for_inference(trained["workdir"])
+    params = model_params(params, config)
+    metrics = evaluate_params(config, params)
+    record["eval_seconds"] = round(time.perf_counter() - t0, 1)
     record["infer_ms_per_image"] = infer_ms_per_image(
       config, params, int(sweep.infer_timing_iters)
     )
@@ -336,8 +498,10 @@ def run_one(
     if not is_oom(e):
       raise
     record.update(status="oom", error=str(e)[:500])
-    log(f"  {model} @ {resolution}: out of memory while training: {str(e)[:200]}")
+    log(f"  {model} @ {resolution}: out of memory: {str(e)[:200]}")
     return record
+  if model == "regional":
+    record.update(_oracle_fields(trained["workdir"]))
   record.update(
     nme_inter_ocular=metrics.get("nme_inter_ocular"),
     nme_pixels=metrics.get("error_pixels"),
@@ -346,9 +510,13 @@ def run_one(
     auc_010=metrics.get("auc_0.10"),
     coarse_nme_inter_ocular=metrics.get("coarse_nme_inter_ocular"),
     num_test_images=metrics.get("num_images"),
-    train_images_per_second=train_throughput(workdir),
-    wall_seconds=round(time.perf_counter() - t0, 1),
+    train_images_per_second=train_throughput(trained["workdir"]),
+    wall_seconds=trained["wall_seconds"],
+    train_render_seconds=trained["render_seconds"],
+    trained_at=jobs.resolution_of(job, resolution),
   )
+  if job == "regional":
+    record["coarse_workdir"] = os.path.basename(jobs.path("coarse", resolution))
   return record
 
 
@@ -361,11 +529,15 @@ def run_key(r: dict) -> tuple:
   return (r["model"], int(r["resolution"]), r.get("dataset"), int(r["steps"]))
 
 
-def _todo_key(sweep: ml_collections.ConfigDict, model: str, res: int) -> tuple:
-  """(run_key, fingerprint) of one (model, resolution) of ``sweep``."""
-  config = model_config(sweep, model, res)
-  key = (model, int(res), config.dataset, int(config.total_steps))
-  return key, config_fingerprint(config)
+def _todo_key(jobs: _Jobs, model: str, res: int) -> tuple:
+  """(run_key, fingerprint) of one (model, resolution) of the sweep."""
+  job = "regional" if model == "regional_patches" else model
+  config = model_config(jobs.sweep, job, res)
+  steps = int(config.total_steps)
+  if job == "regional":
+    steps += int(jobs.sweep.coarse_steps)
+  key = (model, int(res), config.dataset, steps)
+  return key, jobs.fingerprint(job, res)
 
 
 def _recorded(records: list[dict], key: tuple, fingerprint: str) -> dict | None:
@@ -516,16 +688,20 @@ def run_sweep(
     if m not in MODELS:
       raise ValueError(f"sweep.models: unknown model {m!r}; expected {MODELS}")
   dataset = sweep.common.get("dataset", "hrface_synth")
-  steps = int(sweep.common.total_steps)
   header = (
-    f"# Resolution sweep\n\nDataset {dataset}, {steps} steps of batch "
-    f"{sweep.common.get('batch_size')}, device {device_description()}, memory "
-    f"budget {budget / 2**30:.1f} GiB.\n"
+    f"# Resolution sweep\n\nDataset {dataset}: a coarse network trained once "
+    f"({sweep.coarse_steps} steps on {sweep.shared_train_size} faces at "
+    f"{sweep.shared_resolution}^2), then {sweep.regional_steps} steps of the "
+    f"regional networks on {sweep.common.synth_train_size} faces at each "
+    f"resolution; holistic baselines get the same total. Batch "
+    f"{sweep.common.get('batch_size')}, {sweep.common.synth_test_size} test faces, "
+    f"device {device_description()}, memory budget {budget / 2**30:.1f} GiB.\n"
   )
+  jobs = _Jobs(sweep, workdir, log)
   todo = [(res, m) for res in sweep.resolutions for m in sweep.models]
   t_start = time.perf_counter()
   for i, (res, model) in enumerate(todo):
-    key, fingerprint = _todo_key(sweep, model, res)
+    key, fingerprint = _todo_key(jobs, model, res)
     if _recorded(records, key, fingerprint) is not None:
       log(f"[{i + 1}/{len(todo)}] {model} @ {res}: already in {json_path}; skipping")
       continue
@@ -543,21 +719,17 @@ def run_sweep(
       f"({(time.perf_counter() - t_start) / 60:.1f} min into this sweep)"
     )
     if collapses(sweep, model, res):
-      twin_key, twin_print = _todo_key(sweep, "holistic_input256", res)
+      twin_key, twin_print = _todo_key(jobs, "holistic_input256", res)
       twin = _recorded(records, twin_key, twin_print)
       if twin is None:
         records = [r for r in records if run_key(r) != twin_key]
-        name = run_name("holistic_input256", res, steps, twin_print)
-        twin = run_one(
-          sweep, "holistic_input256", res, os.path.join(workdir, name), budget, log
-        )
+        twin = run_one(sweep, "holistic_input256", res, jobs, budget, log)
         records.append(twin)
       record = dict(twin, model=model, input_resolution=int(res))
       record["same_as"] = "holistic_input256"
       record["config_fingerprint"] = fingerprint
     else:
-      name = run_name(model, res, steps, fingerprint)
-      record = run_one(sweep, model, res, os.path.join(workdir, name), budget, log)
+      record = run_one(sweep, model, res, jobs, budget, log)
     records.append(record)
     write_outputs(out, records, header)
     log(

@@ -25,12 +25,14 @@ def tiny_sweep(data_dir: str, **overrides) -> ml_collections.ConfigDict:
   s = rs.load_config_file("configs/sweep_small.py")
   s.resolutions = (256,)
   s.infer_timing_iters = 1
+  s.shared_train_size = 8
+  s.coarse_steps = 4
+  s.regional_steps = 4
   c = s.common
   c.data_dir = data_dir
   c.synth_train_size = 8
   c.synth_test_size = 4
   c.batch_size = 4
-  c.total_steps = 4
   c.log_every_steps = 2
   c.eval_every_steps = 4
   c.checkpoint_every_steps = 4
@@ -40,6 +42,7 @@ def tiny_sweep(data_dir: str, **overrides) -> ml_collections.ConfigDict:
     dict(
       coarse=dict(input_size=64, stem_width=8, widths=(8, 16), heatmap_level=0),
       regional=dict(crop_size=64, stem_stride=2, stem_widths=(8,), widths=(8, 16)),
+      patches=dict(stem_widths=(8,), widths=(8, 16)),
     )
   )
   s.holistic = ml_collections.ConfigDict(
@@ -71,7 +74,8 @@ def test_sweep_writes_all_outputs_and_resumes(data_dir, tmp_path, monkeypatch):
   assert set(by_model) == set(rs.MODELS)
   for r in by_model.values():
     assert set(rs.RECORD_FIELDS) <= set(r)
-    assert r["status"] == "ok" and r["steps"] == 4
+    # Every model's steps count the shared ones: 4 coarse + 4 regional.
+    assert r["status"] == "ok" and r["steps"] == 8
     assert 0 < r["nme_inter_ocular"] < 10 and r["nme_pixels"] > 0
     assert 0 <= r["failure_rate_0.10"] <= 1
     assert r["train_temp_bytes"] > 0
@@ -82,11 +86,20 @@ def test_sweep_writes_all_outputs_and_resumes(data_dir, tmp_path, monkeypatch):
   full = by_model["holistic_full"]
   assert full["same_as"] == "holistic_input256"
   assert full["nme_inter_ocular"] == by_model["holistic_input256"]["nme_inter_ocular"]
-  # One workdir per trained run, named by its config's fingerprint.
-  assert sorted(os.listdir(work)) == [
-    f"holistic_input256_r256_s4_{by_model['holistic_input256']['config_fingerprint']}",
-    f"regional_r256_s4_{by_model['regional']['config_fingerprint']}",
+  # The two-stage model is the patch run without its patch stages.
+  assert by_model["regional_patches"]["config_fingerprint"] == (
+    by_model["regional"]["config_fingerprint"]
+  )
+  assert "oracle_attention_center_error_fraction" in by_model["regional"]
+  # One workdir per trained job, named by its config's fingerprint: the
+  # coarse network once, whatever the resolutions.
+  names = sorted(os.listdir(work))
+  assert [n.rsplit("_", 1)[0] for n in names] == [
+    "coarse_r256_s4",
+    "holistic_input256_r256_s8",
+    "regional_r256_s4",
   ]
+  assert names[2].endswith(by_model["regional"]["config_fingerprint"])
 
   md = open(os.path.join(out, "resolution_sweep.md")).read()
   for m in rs.MODELS:
@@ -100,7 +113,7 @@ def test_sweep_writes_all_outputs_and_resumes(data_dir, tmp_path, monkeypatch):
   lines = []
   again = rs.run_sweep(sweep, out, work, log=lines.append)
   assert again == records
-  assert sum("skipping" in line for line in lines) == 3
+  assert sum("skipping" in line for line in lines) == 4
 
 
 def _run_dir(work: str, prefix: str) -> str:
@@ -111,19 +124,20 @@ def _run_dir(work: str, prefix: str) -> str:
 def test_sweep_reruns_only_runs_whose_config_changed(tmp_path, monkeypatch):
   ran = []
 
-  def fake_run_one(sweep, model, res, workdir, budget, log):
-    ran.append(os.path.basename(workdir))
+  def fake_run_one(sweep, model, res, jobs, budget, log):
+    ran.append(os.path.basename(jobs.path(model, res)))
     config = rs.model_config(sweep, model, res)
+    (_, _, dataset, steps), fingerprint = rs._todo_key(jobs, model, res)
     record = {k: None for k in rs.RECORD_FIELDS}
     record.update(
       model=model,
       resolution=res,
       input_resolution=rs.input_resolution_of(config),
-      dataset=config.dataset,
-      steps=int(config.total_steps),
+      dataset=dataset,
+      steps=steps,
       status="ok",
       nme_inter_ocular=0.5,
-      config_fingerprint=rs.config_fingerprint(config),
+      config_fingerprint=fingerprint,
     )
     return record
 
@@ -140,11 +154,16 @@ def test_sweep_reruns_only_runs_whose_config_changed(tmp_path, monkeypatch):
   sweep.holistic.holistic.width = 16
   lines = []
   again = rs.run_sweep(sweep, out, work, log=lines.append)
-  assert len(ran) == 3 and ran[-1].startswith("holistic_input256_r256_s4_")
+  assert len(ran) == 3 and ran[-1].startswith("holistic_input256_r256_s8_")
   assert ran[-1] != ran[1]  # a fresh workdir: the old run is not resumed
   assert any("another config" in line for line in lines)
   assert [r["model"] for r in again] == ["regional", "holistic_input256"]
   assert again[0] == first[0] and again[1] != first[1]
+  # A change of the shared coarse network reruns the regional model that
+  # starts from it.
+  sweep.coarse.coarse = ml_collections.ConfigDict(dict(center_source="landmarks"))
+  rs.run_sweep(sweep, out, work, log=lambda s: None)
+  assert len(ran) == 4 and ran[-1].startswith("regional_r256_s4_")
 
 
 def test_run_that_does_not_fit_records_needed_memory(data_dir, tmp_path, monkeypatch):
@@ -295,4 +314,4 @@ def test_crop_oracle_refuses_a_holistic_checkpoint(data_dir, tmp_path):
   work = str(tmp_path / "runs")
   rs.run_sweep(sweep, str(tmp_path / "out"), work, log=lambda s: None)
   with pytest.raises(ValueError, match="needs a regional one"):
-    crop_oracle.crop_oracle(_run_dir(work, "holistic_input256_r256_s4_"))
+    crop_oracle.crop_oracle(_run_dir(work, "holistic_input256_r256_s8_"))
