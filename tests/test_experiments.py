@@ -87,8 +87,9 @@ def test_sweep_writes_all_outputs_and_resumes(data_dir, tmp_path, monkeypatch):
   assert full["same_as"] == "holistic_input256"
   assert full["nme_inter_ocular"] == by_model["holistic_input256"]["nme_inter_ocular"]
   # The two-stage model is the patch run without its patch stages.
-  assert by_model["regional_patches"]["config_fingerprint"] == (
-    by_model["regional"]["config_fingerprint"]
+  assert (
+    by_model["regional_patches"]["config_fingerprint"]
+    == (by_model["regional"]["config_fingerprint"])
   )
   assert "oracle_attention_center_error_fraction" in by_model["regional"]
   # One workdir per trained job, named by its config's fingerprint: the

@@ -45,18 +45,24 @@ def prepare_input(
   bottom/right padding leaves the origin in place).
   """
   b, h, w, c = images.shape
+  m = max(h, w)
+  if (
+    size > 0 and h == w and m % size == 0 and jnp.issubdtype(images.dtype, jnp.integer)
+  ):
+    # Area mean of uint8 pixels summed as int32: exact, and ~18x faster than
+    # a float32 reduction on CPU (4096^2 -> 256^2: 9 ms instead of 170).
+    k = m // size
+    x = images.reshape(b, size, k, size, k, c).astype(jnp.int32).sum((2, 4))
+    return normalize(x.astype(jnp.float32) / (k * k)), m / size
   x = images.astype(jnp.float32)
   if size == 0:
     ph, pw = -h % divisor, -w % divisor
     if ph or pw:
       x = jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), constant_values=127.5)
     return normalize(x), 1.0
-  m = max(h, w)
   if h != w:
     x = jnp.pad(x, ((0, 0), (0, m - h), (0, m - w), (0, 0)), constant_values=127.5)
-  if m == size:
-    pass
-  elif m % size == 0:
+  if m % size == 0:
     k = m // size
     x = x.reshape(b, size, k, size, k, c).mean(axis=(2, 4))
   else:

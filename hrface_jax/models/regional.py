@@ -66,27 +66,17 @@ def points_in_crops(points: jax.Array, boxes: jax.Array) -> jax.Array:
 
 
 class _CropStem(nn.Module):
-  """One region's crop, cut from the image and embedded by the stem."""
+  """One region's crop (uint8, or float32 for sub-pixel crops) embedded by
+  the stem."""
 
-  size: int
   factors: Sequence[int]
   widths: Sequence[int]
-  subpixel: bool
-  pad_value: int
   remat: bool
   dtype: layers.Dtype
 
   @nn.compact
-  def __call__(self, carry, images: jax.Array, origins: jax.Array):
-    crop = jax.vmap(
-      lambda im, o: cropping.crop_window(
-        im, o, self.size, self.subpixel, self.pad_value
-      )
-    )
-    # Only the stem is recomputed in the backward pass; the crop is kept
-    # (uint8, or float32 for sub-pixel crops): recomputing it fuses its
-    # gather into the stem's space-to-depth transpose, a slow loop (60% of
-    # the CPU step at 1024^2).
+  def __call__(self, carry, crops: jax.Array):
+    # Only the stem is recomputed in the backward pass; the crops are kept.
     stem_cls = layers.SpaceToDepthStem
     if self.remat:
       stem_cls = nn.remat(stem_cls, prevent_cse=False)
@@ -97,7 +87,7 @@ class _CropStem(nn.Module):
       normalize_input=True,
       name="SpaceToDepthStem_0",  # its unwrapped name: checkpoints load as before
     )
-    return carry, stem(crop(images, origins))
+    return carry, stem(crops)
 
 
 class _Trunk(nn.Module):
@@ -117,7 +107,8 @@ class RegionalNet(nn.Module):
 
   The stem (space-to-depth stages with stride ``stem_stride``) runs region by
   region in a scan, rematerialised in the backward pass: full-resolution
-  pixels cost memory for one crop at a time. The rest runs on fixed-size
+  pixels cost float memory for one crop at a time (the uint8 crops of every
+  region are kept). The rest runs on fixed-size
   ``crop_size / stem_stride`` feature maps, all regions at once (vmap over
   stacked per-region parameters, or a shared trunk with per-region heads).
   """
@@ -147,25 +138,29 @@ class RegionalNet(nn.Module):
     sub = self.differentiable_crop
     origins = cropping.crop_origins(centers, size, (h, w), subpixel=sub)
 
+    # Every crop is cut before the scan: a slice of an operand that a loop
+    # carries runs ~10x slower on CPU (XLA turns it into a gather loop), and
+    # the crops are kept for the backward pass anyway.
+    crop = lambda im, o: cropping.crop_window(im, o, size, sub, self.pad_value)
+    crops = jax.vmap(jax.vmap(crop), (None, 0))(
+      images, jnp.swapaxes(origins, 0, 1)
+    )  # [R, B, size, size, C]: made in the scan's order (no transpose)
+
     shared = self.share_trunk
     stem = nn.scan(
       _CropStem,
       variable_axes={} if shared else {"params": 0},
       variable_broadcast="params" if shared else False,
       split_rngs={"params": not shared},
-      in_axes=(nn.broadcast, 0),
       length=num_regions,
     )(
-      size,
       stem_factors(self.stem_stride),
       tuple(self.stem_widths),
-      sub,
-      self.pad_value,
       self.remat_stem,
       self.dtype,
       name="stem",
     )
-    _, feats = stem(None, images, jnp.swapaxes(origins, 0, 1))  # [R, B, f, f, C]
+    _, feats = stem(None, crops)  # [R, B, f, f, C]
 
     if shared:
       r, b = feats.shape[:2]
