@@ -66,7 +66,10 @@ def get_config() -> ml_collections.ConfigDict:
       seed=0,
     )
   )
-  sweep.regional = ml_collections.ConfigDict()  # the coarse run's too
+  # The coarse run's too. Crops at 2048^2 and 4096^2 are area-averaged to a
+  # stride of 16 before the learned stem (the patch stages read native
+  # pixels): their stem would otherwise take ~80% of a 4096^2 step.
+  sweep.regional = ml_collections.ConfigDict(dict(regional=dict(stem_max_stride=16)))
   sweep.coarse = ml_collections.ConfigDict()
   # Only the per-resolution regional runs. Frames at 2K-4K are too big to
   # resample every step on 2 cores: the regional networks see whole-pixel

@@ -189,3 +189,28 @@ def _patch_train_temp_bytes(resolution: int) -> int:
 def test_patch_stage_memory_is_flat_in_the_resolution():
   small, large = _patch_train_temp_bytes(1024), _patch_train_temp_bytes(4096)
   assert large <= 1.1 * small, (small, large)
+
+
+def test_area_pool_is_the_exact_block_mean():
+  rng = np.random.default_rng(0)
+  x = rng.integers(0, 256, (2, 12, 8, 3), dtype=np.uint8)
+  want = x.reshape(2, 3, 4, 2, 4, 3).astype(np.float64).mean((2, 4))
+  np.testing.assert_allclose(layers.area_pool(jnp.asarray(x), 4), want, rtol=1e-6)
+  f = x.astype(np.float32)
+  np.testing.assert_allclose(layers.area_pool(jnp.asarray(f), 4), want, rtol=1e-6)
+
+
+def test_stem_max_stride_pools_large_crops_before_the_learned_stem():
+  """At 4096^2 a 2304 px crop (stride 64) is averaged over 4 x 4 pixels, then
+  a stride-16 stem learns the rest: the same 36 x 36 features."""
+  cfg = config_lib.base_config()
+  cfg.resolution = 4096
+  cfg.regional.stem_max_stride = 16
+  model = models.build_model(cfg)
+  assert model.regional.crop_pool == 4
+  assert model_config.stem_factors(model.regional.stem_stride // 4) == (4, 4)
+  cfg.resolution = 1024  # stride 16: no pooling
+  assert models.build_model(cfg).regional.crop_pool == 1
+  cfg.resolution, cfg.regional.stem_max_stride = 4096, 24
+  with pytest.raises(ValueError, match="regional.stem_max_stride"):
+    models.build_model(cfg)

@@ -109,6 +109,7 @@ def build_model(config: ml_collections.ConfigDict) -> nn.Module:
     share_trunk=r.share_trunk,
     differentiable_crop=r.differentiable_crop,
     remat_stem=r.remat_stem,
+    stem_max_stride=r.stem_max_stride,
     pad_value=r.pad_value,
     sigma=h.sigma,
     temperature=h.temperature,

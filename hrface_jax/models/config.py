@@ -183,6 +183,11 @@ def add_defaults(config: ml_collections.ConfigDict) -> None:
       # gradients reach the attention maps (hard crops stop them).
       differentiable_crop=False,
       remat_stem=True,  # recompute the stem in the backward pass (saves memory)
+      # > 0: crops whose stem stride is larger are first area-averaged down to
+      # this stride (a mean over stride / stem_max_stride pixels per side),
+      # so the learned stem runs on at most feature_size x stem_max_stride
+      # pixels per side. 0: the learned stem sees every pixel (the paper).
+      stem_max_stride=0,
       pad_value=0,  # uint8 value outside the image
       # How a landmark's estimates combine. "confidence": the regions that
       # contain it, weighted by heatmap sharpness (the coarse landmark only
@@ -431,6 +436,13 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
         "regional.stem_stride",
         stride,
         f"does not divide the crop size {size}",
+      )
+      m = config.regional.stem_max_stride
+      _check(
+        m <= 0 or stride <= m or stride % m == 0,
+        "regional.stem_max_stride",
+        m,
+        f"must divide the stem stride {stride} (crop {size}) it pools down to",
       )
       r = config.regional
       _check(

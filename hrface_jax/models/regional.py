@@ -73,9 +73,12 @@ class _CropStem(nn.Module):
   widths: Sequence[int]
   remat: bool
   dtype: layers.Dtype
+  pool: int = 1  # area-mean k x k blocks before the learned stem
 
   @nn.compact
   def __call__(self, carry, crops: jax.Array):
+    if self.pool > 1:
+      crops = layers.area_pool(crops, self.pool)  # uint8 range, float32
     # Only the stem is recomputed in the backward pass; the crops are kept.
     stem_cls = layers.SpaceToDepthStem
     if self.remat:
@@ -122,10 +125,20 @@ class RegionalNet(nn.Module):
   share_trunk: bool = False
   differentiable_crop: bool = False
   remat_stem: bool = True
+  # > 0: a stem stride above this starts with an area mean over
+  # stem_stride / stem_max_stride pixels per side (cheap), then learns the rest.
+  stem_max_stride: int = 0
   pad_value: int = 0
   sigma: float = 1.5
   temperature: float = 0.1
   dtype: layers.Dtype = jnp.float32
+
+  @property
+  def crop_pool(self) -> int:
+    """The area-mean factor applied to crops before the learned stem."""
+    if self.stem_max_stride <= 0 or self.stem_stride <= self.stem_max_stride:
+      return 1
+    return self.stem_stride // self.stem_max_stride
 
   @nn.compact
   def __call__(self, images: jax.Array, centers: jax.Array) -> dict[str, jax.Array]:
@@ -154,10 +167,11 @@ class RegionalNet(nn.Module):
       split_rngs={"params": not shared},
       length=num_regions,
     )(
-      stem_factors(self.stem_stride),
+      stem_factors(self.stem_stride // self.crop_pool),
       tuple(self.stem_widths),
       self.remat_stem,
       self.dtype,
+      self.crop_pool,
       name="stem",
     )
     _, feats = stem(None, crops)  # [R, B, f, f, C]
