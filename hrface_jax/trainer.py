@@ -125,6 +125,13 @@ def train_crop_centers(
   return kwargs
 
 
+def _coarse_outputs(module, images: jax.Array) -> dict[str, jax.Array]:
+  """A regional model's coarse network alone (a flax ``method``)."""
+  out = dict(module.coarse(images))
+  out["landmarks"] = out["coarse_landmarks"]
+  return out
+
+
 def train_step(
   state: TrainState,
   batch: dict[str, jax.Array],
@@ -150,13 +157,30 @@ def train_step(
 
   frozen = tuple(cfg.frozen_modules)
 
+  def full_loss(params):
+    outputs = model.apply({"params": params}, batch["image"], **crop_kwargs, train=True)
+    return models.loss_fn(cfg, outputs, batch["landmarks"], controls["loss_scales"])
+
+  def coarse_loss(params):
+    # The coarse stage's gradient without running the crops and the regional
+    # and patch networks (their loss terms weigh 0 there): ~4x cheaper steps.
+    outputs = model.apply({"params": params}, batch["image"], method=_coarse_outputs)
+    loss, metrics = models.loss_fn(coarse_cfg, outputs, batch["landmarks"])
+    return loss, {k: metrics.get(k, jnp.zeros(v.shape, v.dtype)) for k, v in shapes}
+
   def loss_of(params):
     # No gradient is computed for frozen subtrees (XLA drops their backward).
     params = {
       k: jax.lax.stop_gradient(v) if k in frozen else v for k, v in params.items()
     }
-    outputs = model.apply({"params": params}, batch["image"], **crop_kwargs, train=True)
-    return models.loss_fn(cfg, outputs, batch["landmarks"], controls["loss_scales"])
+    if cfg.model_name != "regional":
+      return full_loss(params)
+    return jax.lax.cond(controls["coarse_only"], coarse_loss, full_loss, params)
+
+  if cfg.model_name == "regional":
+    coarse_cfg = ml_collections.ConfigDict(cfg.to_dict())
+    coarse_cfg.model_name = "coarse"
+    shapes = jax.eval_shape(full_loss, state.params)[1].items()
 
   (loss, metrics), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params)
   # Per-device means over equal shares: their mean is the global-batch mean.
