@@ -30,12 +30,14 @@ def get_config(variant: str = ""):
   config.regional.feature_size = 36
   config.regional.share_trunk = False  # per-region parameters (vmapped)
   config.regional.differentiable_crop = False
-  # "confidence" fusion: where the crops are right the regional estimates
-  # alone are best. "precision" (coarse landmark included, 1 / variance
-  # weights) moved the small sweep's NME by -0.004..+0.0025, but with
-  # ground-truth-centred crops it drags 0.068 back to 0.22 towards the coarse
-  # landmark (experiments/crop_oracle.py, 2026-11-22).
-  config.regional.fusion = "confidence"
+  # "precision" fusion: every estimate, the coarse one included, weighted by
+  # 1 / its heatmap variance in image pixels^2 (and each patch stage's point
+  # with the one it refines). With a well-trained coarse network it is the
+  # better one: 0.0506 against 0.0739 ("confidence", regional estimates only)
+  # at 256^2 in a 300-step regional run on a coarse net at NME 0.050
+  # (experiments/crop_oracle.py, 2026-11-30). An untrained coarse network
+  # drags good crops back towards itself, so it was "confidence" before.
+  config.regional.fusion = "precision"
   # Joint stage: per example, ground-truth or predicted crop centres.
   config.train_crop_centers = "mix"
   config.train_crop_jitter = 0.03

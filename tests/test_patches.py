@@ -214,3 +214,30 @@ def test_stem_max_stride_pools_large_crops_before_the_learned_stem():
   cfg.resolution, cfg.regional.stem_max_stride = 4096, 24
   with pytest.raises(ValueError, match="regional.stem_max_stride"):
     models.build_model(cfg)
+
+
+def test_precision_fusion_weighs_the_patch_point_against_the_one_it_refines():
+  cfg = _patch_config(256)
+  cfg.regional.fusion = "precision"
+  cfg.coarse.widths = (8, 16)
+  cfg.coarse.input_size = 64
+  cfg.regional.widths = (8, 16)
+  cfg.patches.widths = (8, 16)
+  model = models.build_model(cfg)
+  images = jnp.asarray(
+    np.random.default_rng(0).integers(0, 256, (1, 256, 256, 3), dtype=np.uint8)
+  )
+  variables = model.init(jax.random.PRNGKey(0), images)
+  out = model.apply(variables, images)
+  prior = np.asarray(out["regional_fused_landmarks"])
+  patch = np.asarray(out["patch0_landmarks"])
+  final = np.asarray(out["landmarks"])
+  # On the segment from the prior point to the patch's, strictly inside.
+  t = np.sum((final - prior) * (patch - prior), -1) / np.maximum(
+    np.sum((patch - prior) ** 2, -1), 1e-12
+  )
+  assert ((t > 0) & (t < 1)).all()
+  np.testing.assert_allclose(final, prior + t[..., None] * (patch - prior), atol=1e-3)
+  cfg.regional.fusion = "confidence"  # the patch's point replaces it
+  out = models.build_model(cfg).apply(variables, images)
+  np.testing.assert_array_equal(out["landmarks"], out["patch0_landmarks"])

@@ -28,6 +28,15 @@ def region_slots(region_index: RegionIndex) -> tuple[np.ndarray, np.ndarray]:
   return index, mask
 
 
+def _region_onehot(region_index: RegionIndex, num: int) -> np.ndarray:
+  """[R, K, L] one-hot: slot k of region r holds landmark l."""
+  index, mask = region_slots(region_index)
+  onehot = np.zeros(index.shape + (num,), np.float32)
+  r, k = np.nonzero(mask)
+  onehot[r, k, index[r, k]] = 1.0
+  return onehot
+
+
 def fuse_regions(
   values: jax.Array,
   weights: jax.Array,
@@ -43,11 +52,7 @@ def fuse_regions(
   ``fallback_weights`` [B, L] the fallback also joins every landmark's mean
   with that weight.
   """
-  num = fallback.shape[-2]
-  index, mask = region_slots(region_index)
-  onehot = np.zeros(index.shape + (num,), np.float32)  # [R, K, L]
-  r, k = np.nonzero(mask)
-  onehot[r, k, index[r, k]] = 1.0
+  onehot = _region_onehot(region_index, fallback.shape[-2])  # [R, K, L]
   num_ = jnp.einsum("brk,rkl,brkd->bld", weights, onehot, values)
   den = jnp.einsum("brk,rkl->bl", weights, onehot)
   if fallback_weights is not None:
@@ -290,12 +295,24 @@ class RegionalLandmarkModel(nn.Module):
       coarse_weights,
     )[..., 0]
     out["regional_fused_landmarks"] = out["landmarks"]
+    if self.fusion == "precision":  # the fused estimate's precision, 1 / px^2
+      onehot = _region_onehot(regions, coarse_weights.shape[-1])
+      precision = coarse_weights + jnp.einsum("brk,rkl->bl", weights, onehot)
     for i, stage in enumerate(self.patches):
       centers = jax.lax.stop_gradient(out["landmarks"])
       if patch_centers is not None:
-        weights = patch_center_weights[i][..., None]
-        centers = centers + weights * (patch_centers[i] - centers)
+        w = patch_center_weights[i][..., None]
+        centers = centers + w * (patch_centers[i] - centers)
       refined = stage(images, centers)
       out.update({f"patch{i}_{k}": v for k, v in refined.items()})
-      out["landmarks"] = refined["landmarks"]
+      if self.fusion == "precision":
+        # The patch's point and the one it refines, each by its precision: a
+        # flat patch map (an occluded point) leaves the estimate where it was.
+        p = 1.0 / jnp.maximum(refined["variance_px"], 1e-6)
+        out["landmarks"] = (
+          precision[..., None] * centers + p[..., None] * refined["landmarks"]
+        ) / (precision + p)[..., None]
+        precision = precision + p
+      else:
+        out["landmarks"] = refined["landmarks"]
     return out
