@@ -7,7 +7,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from conftest import SYNTH_RES, fake_render_face, make_config
+from conftest import SYNTH_RES, build_fake_synth, fake_render_face, make_config
 
 from hrface_jax.data import builders, formats, prepare
 
@@ -307,3 +307,18 @@ def test_prepare_cli_builds_and_reports(ibug_tree, tmp_path):
   assert "NaN" in out.stdout
   config = make_config(str(tmp_path / "d"), dataset="ibug_pts/w300")
   assert len(prepare.get_data_source(config, "test")) == 2
+
+
+def test_a_split_larger_than_the_shuffle_buffer_builds_without_tensorflow(
+  tmp_path, monkeypatch
+):
+  """TFDS spills a split past its in-memory buffer (1 GB: 40 4096^2 PNGs) to
+  bucket files through tf.io.gfile; without TensorFlow they are local files."""
+  from tensorflow_datasets.core import shuffle
+
+  monkeypatch.setattr(shuffle, "MAX_MEM_BUFFER_SIZE", 1000)  # spill at once
+  builder = build_fake_synth(str(tmp_path), 32, 6, 3)
+  assert builder.info.splits["train"].num_examples == 6
+  source = builder.as_data_source("train")
+  ids = sorted(source[i]["id"] for i in range(len(source)))
+  assert ids == sorted(f"synth_{i}".encode() for i in range(6))

@@ -40,11 +40,13 @@ import collections
 import dataclasses
 import functools
 import hashlib
+import importlib.util
 import logging
 import multiprocessing
 import os
 import shutil
 import tempfile
+import types
 from collections.abc import Iterator, Sequence
 
 import cv2
@@ -556,6 +558,30 @@ logging.getLogger("absl").addFilter(_NoCustomConfigWarning())
 BUILDERS = {"hrface_synth": HrfaceSynth, "ibug_pts": IbugPts, "wflw": Wflw}
 
 
+class _NeverRaised(Exception):
+  pass
+
+
+# TFDS's write-time shuffler keeps up to 1 GB of examples in memory, then
+# spills them to bucket files through tf.io.gfile: a 4096^2 split (25 MB per
+# PNG) needs TensorFlow there. These are the four calls it makes, on local
+# files.
+_LOCAL_FILES = types.SimpleNamespace(
+  io=types.SimpleNamespace(
+    gfile=types.SimpleNamespace(GFile=open, exists=os.path.exists, remove=os.remove)
+  ),
+  errors=types.SimpleNamespace(ResourceExhaustedError=_NeverRaised),
+)
+
+
+def _spill_without_tensorflow() -> None:
+  """Lets TFDS's shuffler spill large splits to disk when TensorFlow is absent."""
+  if importlib.util.find_spec("tensorflow") is None:
+    from tensorflow_datasets.core import shuffle  # noqa: PLC0415
+
+    shuffle.tf = _LOCAL_FILES
+
+
 def _remove_failed_build(builder: tfds.core.DatasetBuilder) -> None:
   """Removes what a failed build left (TFDS removes its incomplete dir but
   can leave empty parents and the name dir's default-config marker)."""
@@ -583,6 +609,7 @@ def build(
   download_config = tfds.download.DownloadConfig(
     manual_dir=manual_dir, try_download_gcs=False
   )
+  _spill_without_tensorflow()
   try:
     # Nothing is downloaded: keep TFDS's empty downloads/ out of the data dir.
     with tempfile.TemporaryDirectory(prefix="hrface_tfds_dl_") as download_dir:
