@@ -88,7 +88,6 @@ def stage_controls(
   ``loss_scales``: multipliers of the regional and patch loss terms (0 in
   "coarse").
   ``crop_mode``: index into ``CENTER_MODES`` of the crop centres' source.
-  ``coarse_only``: the regional model's step runs its coarse network alone.
   """
   regional = 0.0 if name == "coarse" else 1.0
   mode = config.train_crop_centers if name == "joint" else "gt_jitter"
@@ -100,6 +99,4 @@ def stage_controls(
       "patch_coord": np.float32(regional),
     },
     "crop_mode": np.int32(CENTER_MODES.index(mode)),
-    # Only the coarse terms count: the step skips everything else.
-    "coarse_only": np.bool_(name == "coarse"),
   }
