@@ -180,6 +180,17 @@ _NOT_FINGERPRINTED = (
 )
 
 
+# Fields of a regional config that a coarse-only run does not read: changing
+# them must not retrain the shared coarse network.
+_NOT_COARSE = (
+  "regional",
+  "patches",
+  "train_crop_centers",
+  "train_crop_jitter",
+  "train_crop_mix_gt_fraction",
+)
+
+
 def config_fingerprint(config: ml_collections.ConfigDict, extra: str = "") -> str:
   """12 hex digits naming a run's config (the fields that shape its result).
 
@@ -372,10 +383,14 @@ class _Jobs:
     return config
 
   def fingerprint(self, job: str, resolution: int) -> str:
+    config = model_config(self.sweep, job, resolution)
     extra = ""
     if job == "regional":  # what it starts from is part of what it is
       extra = "coarse:" + self.fingerprint("coarse", resolution)
-    return config_fingerprint(model_config(self.sweep, job, resolution), extra)
+    if job == "coarse":  # what the coarse network alone never reads
+      for field in _NOT_COARSE:
+        del config[field]
+    return config_fingerprint(config, extra)
 
   def path(self, job: str, resolution: int) -> str:
     res = self.resolution_of(job, resolution)

@@ -316,3 +316,19 @@ def test_crop_oracle_refuses_a_holistic_checkpoint(data_dir, tmp_path):
   rs.run_sweep(sweep, str(tmp_path / "out"), work, log=lambda s: None)
   with pytest.raises(ValueError, match="needs a regional one"):
     crop_oracle.crop_oracle(_run_dir(work, "holistic_input256_r256_s8_"))
+
+
+def test_regional_only_changes_keep_the_shared_coarse_network(tmp_path):
+  sweep = tiny_sweep(str(tmp_path / "data"))
+  jobs = rs._Jobs(sweep, str(tmp_path / "runs"), lambda s: None)
+  coarse, regional = jobs.fingerprint("coarse", 256), jobs.fingerprint("regional", 256)
+  sweep.regional.regional.fusion = "confidence"
+  sweep.regional.patches.train_jitter = 0.1
+  assert jobs.fingerprint("coarse", 256) == coarse
+  assert jobs.fingerprint("regional", 256) != regional
+  sweep.regional.coarse.blocks = 2  # the coarse network itself: both change
+  assert jobs.fingerprint("coarse", 256) != coarse
+  # The shared jobs train at the shared resolution, whatever the record's.
+  assert jobs.path("coarse", 4096) == jobs.path("coarse", 256)
+  assert jobs.path("holistic_input256", 1024) == jobs.path("holistic_input256", 256)
+  assert jobs.path("regional", 1024) != jobs.path("regional", 256)
