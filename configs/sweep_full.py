@@ -2,8 +2,9 @@
 
     python experiments/resolution_sweep.py --budget=full
 
-Same structure as configs/sweep_small.py; the configs' "gpu" variants and a
-real training budget.
+Same structure as configs/sweep_small.py (shared coarse network and
+holistic-256, regional networks per resolution); the configs' "gpu" variants
+and a real training budget.
 """
 
 import ml_collections
@@ -11,33 +12,41 @@ import ml_collections
 
 def get_config() -> ml_collections.ConfigDict:
   sweep = ml_collections.ConfigDict()
-  sweep.resolutions = (256, 512, 1024, 2048, 4096)
-  sweep.models = ("regional", "holistic_input256", "holistic_full")
+  sweep.resolutions = (4096, 2048, 1024, 512, 256)  # largest first
+  sweep.models = ("regional", "regional_patches", "holistic_input256", "holistic_full")
   sweep.downsample_resolution = 256
   sweep.memory_budget_gb = 0.0  # 0: the device's memory (memory_stats)
   sweep.max_train_gflops_per_step = 0.0  # no time budget: memory decides
   sweep.infer_timing_iters = 10
+  # configs/regional.py:gpu and configs/holistic.py:gpu nets (their own
+  # bf16/EMA schedule, with common's steps, batch and learning rate on top).
+  sweep.variant = "gpu"
+
+  sweep.shared_resolution = 256
+  sweep.shared_train_size = 2000
+  sweep.coarse_steps = 20000
+  sweep.regional_steps = 20000
+  sweep.regional_stages = (("regional", 0.5), ("joint", 0.5))
 
   sweep.common = ml_collections.ConfigDict(
     dict(
       dataset="hrface_synth",
-      synth_train_size=2000,
-      synth_test_size=200,
+      synth_train_size=300,
+      synth_test_size=100,
       batch_size=16,
-      total_steps=20000,
       learning_rate=1e-3,
       optimizer=dict(warmup_steps=500),
       log_every_steps=100,
-      eval_every_steps=20000,
+      eval_every_steps=100000,
       checkpoint_every_steps=1000,
       keep_checkpoints=1,
       data_workers=8,
+      data_cache_gb=20.0,
       seed=0,
     )
   )
-  # configs/regional.py:gpu and configs/holistic.py:gpu nets (their own
-  # bf16/EMA schedule, with common's steps, batch and learning rate on top).
-  sweep.variant = "gpu"
-  sweep.regional = ml_collections.ConfigDict()
+  sweep.regional = ml_collections.ConfigDict(dict(regional=dict(stem_max_stride=16)))
+  sweep.coarse = ml_collections.ConfigDict()
+  sweep.per_resolution = ml_collections.ConfigDict()
   sweep.holistic = ml_collections.ConfigDict()
   return sweep

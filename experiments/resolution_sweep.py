@@ -49,7 +49,6 @@ carries the crop oracle's figures at its resolution (``oracle_*``).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import math
 import os
@@ -88,13 +87,10 @@ RECORD_FIELDS = (
 
 def load_config_file(path: str, arg: str | None = None) -> ml_collections.ConfigDict:
   """``get_config([arg])`` of a configs/NAME.py file (relative to the repo)."""
+  from hrface_jax import config_lib  # noqa: PLC0415
+
   full = path if os.path.isabs(path) else os.path.join(REPO, path)
-  if not os.path.exists(full):
-    raise FileNotFoundError(f"config file {full} does not exist")
-  spec = importlib.util.spec_from_file_location(f"_cfg_{abs(hash(full))}", full)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg) if arg is not None else module.get_config()
+  return config_lib.load_config_file(full, arg)
 
 
 def merge(

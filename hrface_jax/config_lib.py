@@ -7,6 +7,7 @@ experiment changes, so each reads like a table of that experiment.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -82,6 +83,17 @@ def base_config() -> ml_collections.ConfigDict:
   # what the joint stage uses: per example, ground truth or predicted centres.
   config.train_crop_centers = "mix"
   return config
+
+
+def load_config_file(path: str, arg: str | None = None) -> ml_collections.ConfigDict:
+  """``get_config([arg])`` of a config file such as ``configs/NAME.py``."""
+  full = os.path.abspath(path)
+  if not os.path.exists(full):
+    raise FileNotFoundError(f"config file {full} does not exist")
+  spec = importlib.util.spec_from_file_location(f"_cfg_{abs(hash(full))}", full)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg) if arg is not None else module.get_config()
 
 
 def with_defaults(saved: Mapping[str, Any]) -> ml_collections.ConfigDict:

@@ -51,3 +51,25 @@ def test_profile_regional_records_in_process():
   assert [r["model"] for r in records] == ["regional", "regional"]
   assert all(r["temp_bytes"] > 0 for r in records)
   assert "regional" in profile.format_table(records)
+
+
+def test_regional_patches_memory_is_flat_up_to_8192():
+  """configs/regional_patches.py compiles at 8192^2 and its train step's
+  temp memory grows at most 1.5x from 4096^2 (the image itself, an argument,
+  grows 4x)."""
+  from hrface_jax import profile
+  from hrface_jax.config_lib import load_config_file  # noqa: PLC0415
+
+  cfg = load_config_file(os.path.join(REPO, "configs", "regional_patches.py"))
+  cfg.coarse.widths = (8, 16)
+  cfg.coarse.stem_width = 8
+  cfg.regional.widths = (8, 16)
+  cfg.regional.stem_widths = (8,)
+  cfg.patches.widths = (8, 16)
+  cfg.patches.stem_widths = (8,)
+  temp = {}
+  for res in (4096, 8192):
+    train, infer = profile.profile_resolution(cfg, res, batch=1)
+    temp[res] = train["temp_bytes"]
+    assert infer["argument_bytes"] >= res * res * 3
+  assert temp[8192] <= 1.5 * temp[4096], temp

@@ -71,19 +71,16 @@ def points_in_crops(points: jax.Array, boxes: jax.Array) -> jax.Array:
 
 
 class _CropStem(nn.Module):
-  """One region's crop (uint8, or float32 for sub-pixel crops) embedded by
-  the stem."""
+  """One region's crop (uint8, or float32 for sub-pixel or pooled crops, in
+  the uint8 range) embedded by the stem."""
 
   factors: Sequence[int]
   widths: Sequence[int]
   remat: bool
   dtype: layers.Dtype
-  pool: int = 1  # area-mean k x k blocks before the learned stem
 
   @nn.compact
   def __call__(self, carry, crops: jax.Array):
-    if self.pool > 1:
-      crops = layers.area_pool(crops, self.pool)  # uint8 range, float32
     # Only the stem is recomputed in the backward pass; the crops are kept.
     stem_cls = layers.SpaceToDepthStem
     if self.remat:
@@ -163,6 +160,9 @@ class RegionalNet(nn.Module):
     crops = jax.vmap(jax.vmap(crop), (None, 0))(
       images, jnp.swapaxes(origins, 0, 1)
     )  # [R, B, size, size, C]: made in the scan's order (no transpose)
+    # Large crops are area-averaged right away: XLA fuses the cut into the
+    # mean, so neither the full-resolution crops nor a copy of them is kept.
+    crops = layers.area_pool(crops, self.crop_pool) if self.crop_pool > 1 else crops
 
     shared = self.share_trunk
     stem = nn.scan(
@@ -176,7 +176,6 @@ class RegionalNet(nn.Module):
       tuple(self.stem_widths),
       self.remat_stem,
       self.dtype,
-      self.crop_pool,
       name="stem",
     )
     _, feats = stem(None, crops)  # [R, B, f, f, C]
