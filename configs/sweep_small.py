@@ -45,7 +45,7 @@ def get_config() -> ml_collections.ConfigDict:
   sweep.shared_train_size = 1000  # faces the coarse net and holistic-256 see
   sweep.coarse_steps = 1500
   # Per resolution: the regional networks and patch stages, coarse frozen.
-  sweep.regional_steps = 400
+  sweep.regional_steps = 300
   sweep.regional_stages = (("regional", 0.5), ("joint", 0.5))
 
   sweep.common = ml_collections.ConfigDict(
@@ -72,13 +72,18 @@ def get_config() -> ml_collections.ConfigDict:
   sweep.regional = ml_collections.ConfigDict(dict(regional=dict(stem_max_stride=16)))
   sweep.coarse = ml_collections.ConfigDict()
   # Only the per-resolution regional runs. Frames at 2K-4K are too big to
-  # resample every step on 2 cores: the regional networks see whole-pixel
-  # shifts and mirrors of them (the coarse net and holistic-256 see rotations
+  # resample or recolour every step on 2 cores: the regional networks see
+  # whole-pixel shifts and mirrors of them, brightness and contrast (the coarse net and holistic-256 see rotations
   # and zooms of the 256^2 faces as well).
   sweep.per_resolution = ml_collections.ConfigDict(
     dict(
       augment=dict(
-        rotation_deg=0.0, scale_min=1.0, scale_max=1.0, whole_pixel_shifts=True
+        rotation_deg=0.0,
+        scale_min=1.0,
+        scale_max=1.0,
+        whole_pixel_shifts=True,
+        saturation=0.0,  # no per-pixel colour or noise passes over 4K frames
+        noise_prob=0.0,
       )
     )
   )
