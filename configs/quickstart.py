@@ -1,7 +1,14 @@
-"""Quickstart: a small regional model on synthetic 256 px faces, on a laptop CPU.
+"""Quickstart: a small regional model with patch stages on synthetic 256 px
+faces, on a laptop CPU.
 
-The README's first command runs this, then evaluates it. Minutes on 2 CPU
-cores, including rendering its small synthetic dataset on first use.
+The README's first command runs this, then evaluates it: about 8 minutes of
+training on 2 CPU cores (plus about a minute rendering its 1100 faces on
+first use), test NME ~0.036 (2026-11-30).
+
+Most steps train the coarse network alone (its own, ~4x cheaper step); the
+regional networks and the native-resolution patch stage then train on its
+crops. Precision fusion (configs/regional.py) weighs every estimate by its
+heatmap's sharpness, so the finer stages only move a point where they are sure.
 """
 
 from hrface_jax import config_lib
@@ -13,16 +20,18 @@ def get_config():
   config.model_name = "regional"
   config.resolution = 256
   config.dataset = "hrface_synth"
-  config.synth_train_size = 600  # a small variant of hrface_synth/r256
+  config.synth_train_size = 1000  # a small variant of hrface_synth/r256
   config.synth_test_size = 100
 
   config.batch_size = 8
-  config.total_steps = 600
-  config.learning_rate = 2e-3
-  config.stages = (("coarse", 0.3), ("regional", 0.4), ("joint", 0.3))
+  config.total_steps = 1600
+  config.learning_rate = 4e-3
+  config.stages = (("coarse", 0.6), ("regional", 0.2), ("joint", 0.2))
   config.optimizer.warmup_steps = 100
+  config.regional.fusion = "precision"
+  config.patches.enabled = True  # one stage at 256^2: 32 px patches, 2 px pixels
 
-  config.log_every_steps = 50
-  config.eval_every_steps = 300
-  config.checkpoint_every_steps = 200
+  config.log_every_steps = 100
+  config.eval_every_steps = 800
+  config.checkpoint_every_steps = 400
   return config

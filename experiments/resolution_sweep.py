@@ -609,6 +609,34 @@ def markdown_table(records: Sequence[dict]) -> str:
   return "\n".join(lines) + "\n"
 
 
+def oracle_table(records: Sequence[dict]) -> str:
+  """The crop oracle per resolution (experiments/crop_oracle.py, two-stage
+  model): "" when no regional record has it."""
+  rows = sorted(
+    (r for r in records if r["model"] == "regional" and "oracle_nme_coarse" in r),
+    key=lambda r: r["resolution"],
+  )
+  if not rows:
+    return ""
+  lines = [
+    "| resolution | attention centre error / side | landmarks inside crop | "
+    "coarse | predicted crops | ground-truth crops | GT crops moved by the error |",
+    "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+  ]
+  for r in rows:
+    error = r["oracle_attention_center_error_fraction"]
+    inside = r["oracle_inside_predicted_crop_fraction"]
+    lines.append(
+      f"| {r['resolution']} | {_fmt(error, '.2%')} | {_fmt(inside, '.2%')} | "
+      + " | ".join(
+        _fmt(r[f"oracle_nme_{k}"], ".4f")
+        for k in ("coarse", "predicted_crops", "oracle_crops", "shifted_crops")
+      )
+      + " |"
+    )
+  return "\n".join(lines) + "\n"
+
+
 def write_text(path: str, text: str) -> None:
   tmp = f"{path}.tmp{os.getpid()}"
   with open(tmp, "w") as f:
@@ -617,13 +645,17 @@ def write_text(path: str, text: str) -> None:
 
 
 def write_outputs(out: str, records: list[dict], header: str = "") -> None:
-  """JSON, markdown table and the three PNG plots (atomic writes)."""
+  """JSON, markdown tables and the PNG plots (atomic writes)."""
   from hrface_jax import evaluation, plots  # noqa: PLC0415
 
   os.makedirs(out, exist_ok=True)
   evaluation.write_json(os.path.join(out, f"{RESULTS_NAME}.json"), records)
+  oracle = oracle_table(records)
+  if oracle:
+    oracle = "\n## Crop oracle (NME, two-stage model)\n\n" + oracle
   write_text(
-    os.path.join(out, f"{RESULTS_NAME}.md"), header + "\n" + markdown_table(records)
+    os.path.join(out, f"{RESULTS_NAME}.md"),
+    header + "\n" + markdown_table(records) + oracle,
   )
   if not records:
     return
@@ -651,6 +683,18 @@ def write_outputs(out: str, records: list[dict], header: str = "") -> None:
     logx=True,
     ymin=0.0,
     title="Landmark error vs resolution",
+    missing_label="not trained (does not fit / OOM / over budget)",
+  )
+
+  plots.plot_lines(
+    xs,
+    series(lambda r: r.get("nme_pixels")),
+    os.path.join(out, "error_px_vs_resolution.png"),
+    xlabel="image resolution (px)",
+    ylabel="mean error (full-resolution pixels)",
+    logx=True,
+    logy=True,
+    title="Landmark error in pixels vs resolution",
     missing_label="not trained (does not fit / OOM / over budget)",
   )
 

@@ -105,7 +105,13 @@ def test_sweep_writes_all_outputs_and_resumes(data_dir, tmp_path, monkeypatch):
   md = open(os.path.join(out, "resolution_sweep.md")).read()
   for m in rs.MODELS:
     assert f"| {m} | 256 |" in md
-  for png in ("nme_vs_resolution", "memory_vs_resolution", "throughput_vs_resolution"):
+  assert "## Crop oracle" in md  # the regional record's oracle figures
+  for png in (
+    "nme_vs_resolution",
+    "error_px_vs_resolution",
+    "memory_vs_resolution",
+    "throughput_vs_resolution",
+  ):
     with open(os.path.join(out, f"{png}.png"), "rb") as f:
       assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
