@@ -145,7 +145,7 @@ def run_benchmark(
   for res in sweep.resolutions:
     res = int(res)
     for model in sweep.models:
-      config = rs.model_config(sweep, model, res)
+      config = rs.eval_config_at(sweep, model, res)  # as the sweep runs it at res
       rec: dict[str, Any] = {k: None for k in FIELDS}
       rec.update(
         model=model,
