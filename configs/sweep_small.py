@@ -82,8 +82,9 @@ def get_config() -> ml_collections.ConfigDict:
   sweep.coarse = ml_collections.ConfigDict()
   # Only the per-resolution regional runs. Frames at 2K-4K are too big to
   # resample or recolour every step on 2 cores: the regional networks see
-  # whole-pixel shifts and mirrors of them, brightness and contrast (the coarse net and holistic-256 see rotations
-  # and zooms of the 256^2 faces as well).
+  # whole-pixel shifts and mirrors of them, brightness and contrast (the
+  # coarse net and holistic-256 see rotations and zooms of the 256^2 faces
+  # as well).
   sweep.per_resolution = ml_collections.ConfigDict(
     dict(
       augment=dict(

@@ -32,14 +32,24 @@ from hrface_jax import config_lib
 BEST_METRIC = "nme_inter_ocular"
 
 
-def _not_a_missing_metric_warning(record: logging.LogRecord) -> bool:
-  # Orbax warns on every save without metrics when a best_fn is set. The
-  # checkpoints between evaluations have none by design (BestN ignores
-  # them), so the warning was one line of noise per save in every log.
-  return "Requested `tracked_metric`" not in record.getMessage()
+# Orbax warnings that say nothing to a user:
+# - on every save without metrics when a best_fn is set (the checkpoints
+#   between evaluations have none by design; BestN ignores them);
+# - three lines on every read-only manager, i.e. every evaluate / predict /
+#   load_for_inference of a finished checkpoint.
+_ORBAX_NOISE = (
+  "Requested `tracked_metric`",
+  "CheckpointManagerOptions.read_only=True",
+  "Given directory is read only",
+)
 
 
-logging.getLogger("absl").addFilter(_not_a_missing_metric_warning)
+def _not_orbax_noise(record: logging.LogRecord) -> bool:
+  message = record.getMessage()
+  return not any(m in message for m in _ORBAX_NOISE)
+
+
+logging.getLogger("absl").addFilter(_not_orbax_noise)
 
 
 class IteratorStateSnapshot:

@@ -351,8 +351,11 @@ def test_checkpoints_in_a_relative_workdir(tmp_path, monkeypatch, caplog):
     for p in (tmp_path / "runs/relative/checkpoints").iterdir()
     if p.name.isdigit()
   ) == ["2", "3"]
+  caplog.clear()
   _, params, step = checkpointing.load_for_inference("runs/relative")
   assert step == 3 and np.allclose(params["w"], 2.0)
+  # Reading a finished checkpoint is quiet (orbax's read-only notices).
+  assert "read only" not in caplog.text and "read_only" not in caplog.text
 
 
 def test_checkpoint_from_older_code_loads_with_new_fields_defaulted(tmp_path):
