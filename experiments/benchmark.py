@@ -11,7 +11,12 @@ warm-up call (compile excluded), each call ended by ``block_until_ready``.
 Then the host input pipeline's images/s at each resolution (the training
 iterator: PNG decode + warp + augmentation, ``--pipeline_batches`` batches
 after one warm-up batch), and which side is the bottleneck: "pipeline" when it
-delivers fewer images/s than the train step consumes, else "device".
+delivers fewer images/s than the train step consumes, else "device". Each
+train step's achieved GFLOP/s (XLA's cost analysis of the compiled step /
+its measured time) is reported against the machine's attainable rate,
+measured in the same process (a float32 2048^2 matmul): ``fraction_of_matmul``.
+With ``--json`` the records are rewritten after every one (a killed run
+keeps what it measured).
 
 Runs whose compiled train step does not fit the memory budget (or that raise
 RESOURCE_EXHAUSTED) are reported with ``status`` and the bytes they need.
@@ -40,6 +45,10 @@ FIELDS = (
   "status",
   "train_step_ms",
   "train_images_per_second",
+  "train_gflops_per_step",
+  "train_achieved_gflops",
+  "matmul_gflops",
+  "fraction_of_matmul",
   "infer_step_ms",
   "infer_ms_per_image",
   "infer_images_per_second",
@@ -58,6 +67,17 @@ def time_calls(fn: Callable[[], Any], iters: int) -> float:
   for _ in range(max(1, iters)):
     jax.block_until_ready(fn())
   return (time.perf_counter() - t0) / max(1, iters)
+
+
+def matmul_gflops(n: int = 2048, iters: int = 10) -> float:
+  """The machine's attainable rate: a float32 n x n matmul in XLA, GFLOP/s."""
+  import jax  # noqa: PLC0415
+  import jax.numpy as jnp  # noqa: PLC0415
+
+  a = jnp.ones((n, n), jnp.float32)
+  f = jax.jit(lambda x: x @ x)
+  seconds = time_calls(lambda: f(a), iters)
+  return 2.0 * n**3 / seconds / 1e9
 
 
 def _fake_batch(config, n: int) -> dict:
@@ -135,11 +155,15 @@ def run_benchmark(
   pipeline_batches: int = 5,
   memory_budget_gb: float | None = None,
   log: Callable[[str], None] = print,
+  on_record: Callable[[list[dict]], None] | None = None,
 ) -> list[dict]:
   """One record per (model, resolution) of ``sweep``; see the module doc."""
   gb = sweep.memory_budget_gb if memory_budget_gb is None else memory_budget_gb
   budget = rs.memory_budget_bytes(gb)
   device = rs.device_description()
+  # The limit the steps are measured against, in the same process.
+  peak = matmul_gflops()
+  log(f"float32 2048^2 matmul: {peak:.1f} GFLOP/s")
   records = []
   pipeline_ips: dict[int, float] = {}
   for res in sweep.resolutions:
@@ -157,6 +181,8 @@ def run_benchmark(
       )
       mem = rs.train_memory(config)
       rec["required_bytes"] = mem["train_temp_bytes"] + mem["train_argument_bytes"]
+      rec["train_gflops_per_step"] = mem["train_flops"] / 1e9  # per device
+      rec["matmul_gflops"] = peak
       if rec["required_bytes"] > budget:
         rec["status"] = "does_not_fit"
       else:
@@ -172,18 +198,27 @@ def run_benchmark(
       if rec["train_images_per_second"]:
         slow = rec["pipeline_images_per_second"] < rec["train_images_per_second"]
         rec["bottleneck"] = "pipeline" if slow else "device"
+        # XLA's FLOPs of the compiled step / its measured time (every device
+        # runs the same step at once).
+        achieved = rec["train_gflops_per_step"] / (rec["train_step_ms"] / 1000)
+        rec["train_achieved_gflops"] = achieved
+        rec["fraction_of_matmul"] = achieved / peak
       log(
         f"{model:>17} @ {res:>4}: {rec['status']}"
         + (
           f", train {rec['train_step_ms']:.1f} ms/step "
           f"({rec['train_images_per_second']:.1f} img/s), infer "
           f"{rec['infer_ms_per_image']:.2f} ms/img, pipeline "
-          f"{rec['pipeline_images_per_second']:.1f} img/s -> {rec['bottleneck']}"
+          f"{rec['pipeline_images_per_second']:.1f} img/s -> {rec['bottleneck']}; "
+          f"{rec['train_achieved_gflops']:.1f} GFLOP/s = "
+          f"{rec['fraction_of_matmul']:.1%} of the matmul"
           if rec["status"] == "ok"
           else f", needs {rec['required_bytes'] / 2**30:.2f} GiB"
         )
       )
       records.append(rec)
+      if on_record is not None:  # a killed run keeps what it measured
+        on_record(records)
   return records
 
 
@@ -206,14 +241,17 @@ def main(argv) -> None:
     sweep.common.dataset = f.dataset
   if f["data_dir"].present:
     sweep.common.data_dir = f.data_dir
-  records = run_benchmark(
+  write = None
+  if f["json"].present:
+    write = lambda records: evaluation.write_json(f.json, records)  # atomic
+  run_benchmark(
     sweep,
     iters=f.iters,
     pipeline_batches=f.pipeline_batches,
     memory_budget_gb=f.memory_budget_gb,
+    on_record=write,
   )
-  if f["json"].present:
-    evaluation.write_json(f.json, records)
+  if write is not None:
     print(f"wrote {f.json}")
 
 

@@ -238,10 +238,17 @@ def test_unknown_override_field_is_named():
 
 def test_benchmark_reports_every_field(data_dir):
   sweep = tiny_sweep(data_dir, models=("regional", "holistic_full"))
+  written = []
   records = benchmark.run_benchmark(
-    sweep, iters=1, pipeline_batches=1, log=lambda s: None
+    sweep,
+    iters=1,
+    pipeline_batches=1,
+    log=lambda s: None,
+    on_record=lambda rs_: written.append([dict(r) for r in rs_]),
   )
   assert [r["model"] for r in records] == ["regional", "holistic_full"]
+  # Handed over after every record: a killed run keeps what it measured.
+  assert [len(w) for w in written] == [1, 2] and written[-1] == records
   for r in records:
     assert set(r) >= set(benchmark.FIELDS)
     assert r["status"] == "ok" and r["resolution"] == 256
@@ -252,8 +259,20 @@ def test_benchmark_reports_every_field(data_dir):
       "infer_ms_per_image",
       "pipeline_images_per_second",
       "required_bytes",
+      "train_gflops_per_step",
+      "train_achieved_gflops",
+      "matmul_gflops",
+      "fraction_of_matmul",
     ):
       assert math.isfinite(r[k]) and r[k] > 0, k
+    # Achieved rate: the compiled step's FLOPs over its measured time, and
+    # its share of the matmul rate measured in the same run.
+    assert r["train_achieved_gflops"] == pytest.approx(
+      r["train_gflops_per_step"] / (r["train_step_ms"] / 1000)
+    )
+    assert r["fraction_of_matmul"] == pytest.approx(
+      r["train_achieved_gflops"] / r["matmul_gflops"]
+    )
     # images/s and ms/step describe the same measurement.
     assert r["train_images_per_second"] == pytest.approx(
       4 / (r["train_step_ms"] / 1000)
