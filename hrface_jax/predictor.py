@@ -14,6 +14,7 @@ compiled once per input size bucket (batch of faces), then reused.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -125,18 +126,62 @@ class Predictor:
         default: detect faces.
       whole_image: treat the whole image as one face (no detection).
     """
-    image = np.asarray(image)
-    if image.ndim == 3 and image.shape[2] == 1:
-      image = image[..., 0]
-    if image.dtype == np.uint8 and image.ndim == 2:  # greyscale
-      image = np.repeat(image[..., None], 3, axis=2)
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-      raise ValueError(
-        f"expected a uint8 [H, W, 3] image, got {image.dtype} {list(image.shape)}"
-      )
+    return self.predict_batch([image], [boxes], whole_image=whole_image)[0]
+
+  def predict_batch(
+    self,
+    images: Sequence[np.ndarray],
+    boxes: Sequence[np.ndarray | None] | None = None,
+    *,
+    whole_image: bool = False,
+    batch_size: int = 64,
+  ) -> list[list[Face]]:
+    """Landmarks of every face in every image, batched across images.
+
+    ``boxes[i]`` are image i's face boxes (None: detect). The faces of all
+    images go through the model ``batch_size`` at a time (padded to a power of
+    two, so few shapes compile): one call keeps the device busy where a loop
+    over faces would run it on batches of one. Returns one list per image,
+    as :meth:`__call__` would.
+    """
+    if batch_size < 1:
+      raise ValueError(f"batch_size={batch_size}: must be >= 1")
+    if boxes is not None and len(boxes) != len(images):
+      raise ValueError(f"{len(images)} images but {len(boxes)} box lists")
+    crops, matrices, owners, face_boxes = [], [], [], []
+    for i, image in enumerate(images):
+      image = _as_rgb(image)
+      found = self._face_boxes(image, None if boxes is None else boxes[i], whole_image)
+      for b in found:
+        crop, matrix = self.face_crop(image, None if whole_image else b)
+        crops.append(crop)
+        matrices.append(matrix)
+        owners.append(i)
+        face_boxes.append(b)
+    faces: list[list[Face]] = [[] for _ in images]
+    for start in range(0, len(crops), batch_size):
+      chunk = crops[start : start + batch_size]
+      batch = np.zeros((_bucket(len(chunk)), *chunk[0].shape), np.uint8)
+      batch[: len(chunk)] = np.stack(chunk)
+      landmarks, confidence = jax.device_get(self._apply(self.params, batch))
+      for j in range(len(chunk)):
+        k = start + j
+        m = matrices[k]
+        points = (landmarks[j].astype(np.float64) - m[:, 2]) @ np.linalg.inv(m[:, :2]).T
+        faces[owners[k]].append(
+          Face(
+            box=face_boxes[k],
+            landmarks=points.astype(np.float32),
+            confidence=np.asarray(confidence[j], np.float32),
+          )
+        )
+    return faces
+
+  def _face_boxes(
+    self, image: np.ndarray, boxes: np.ndarray | None, whole_image: bool
+  ) -> np.ndarray:
+    """[K, 4] checked face boxes of ``image`` (given, detected or the frame)."""
     h, w = image.shape[:2]
-    if h < 2 or w < 2:
-      raise ValueError(f"image of {w} x {h} pixels is too small")
     if whole_image:
       boxes = face_detect.whole_image_box(image.shape)[None]
     elif boxes is None:
@@ -145,26 +190,23 @@ class Predictor:
     if boxes.size % 4 or (boxes.ndim > 1 and boxes.shape[-1] != 4):
       raise ValueError(f"boxes must be [K, 4] (x0, y0, x1, y1); got {boxes.shape}")
     boxes = boxes.reshape(-1, 4)
-    if len(boxes) == 0:
-      return []
-    check_boxes(boxes, w, h)
-    crops, matrices = zip(
-      *(self.face_crop(image, None if whole_image else b) for b in boxes), strict=True
+    if len(boxes):
+      check_boxes(boxes, w, h)
+    return boxes
+
+
+def _as_rgb(image: np.ndarray) -> np.ndarray:
+  """uint8 [H, W, 3] (greyscale repeated), or a ValueError saying what it is."""
+  image = np.asarray(image)
+  if image.ndim == 3 and image.shape[2] == 1:
+    image = image[..., 0]
+  if image.dtype == np.uint8 and image.ndim == 2:  # greyscale
+    image = np.repeat(image[..., None], 3, axis=2)
+  if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+    raise ValueError(
+      f"expected a uint8 [H, W, 3] image, got {image.dtype} {list(image.shape)}"
     )
-    batch = np.zeros(
-      (_bucket(len(crops)), self.resolution, self.resolution, 3), np.uint8
-    )
-    batch[: len(crops)] = np.stack(crops)
-    landmarks, confidence = jax.device_get(self._apply(self.params, batch))
-    faces = []
-    for i, m in enumerate(matrices):
-      inv = np.linalg.inv(m[:, :2])
-      points = (landmarks[i].astype(np.float64) - m[:, 2]) @ inv.T
-      faces.append(
-        Face(
-          box=boxes[i],
-          landmarks=points.astype(np.float32),
-          confidence=np.asarray(confidence[i], np.float32),
-        )
-      )
-    return faces
+  h, w = image.shape[:2]
+  if h < 2 or w < 2:
+    raise ValueError(f"image of {w} x {h} pixels is too small")
+  return image

@@ -141,6 +141,27 @@ def test_compiled_once_per_batch_bucket(predictor, face):
     np.testing.assert_allclose(f.landmarks, s, atol=1e-3)
 
 
+def test_batch_prediction_equals_one_by_one(predictor, face):
+  """Faces of several images in one call, in chunks across images, give what
+  each call on its own gives (and each image gets its own faces back)."""
+  image, box = _scene(face)
+  other = cv2.resize(image, (280, 200))
+  boxes = [
+    np.stack([box, box + [30, 20, 30, 20]]),
+    (box * 0.5)[None],
+    np.zeros((0, 4), np.float32),  # an image without a face
+  ]
+  images = [image, other, image]
+  batched = predictor.predict_batch(images, boxes, batch_size=2)
+  assert [len(f) for f in batched] == [2, 1, 0]
+  for img, bxs, got in zip(images, boxes, batched, strict=True):
+    for b, f in zip(bxs, got, strict=True):
+      np.testing.assert_allclose(f.landmarks, _one(predictor, img, b), atol=1e-3)
+      np.testing.assert_array_equal(f.box, b)
+  with pytest.raises(ValueError, match="3 images but 2 box lists"):
+    predictor.predict_batch(images, boxes[:2])
+
+
 def test_bad_boxes_and_images_raise(predictor):
   image = np.zeros((100, 150, 3), np.uint8)
   with pytest.raises(ValueError, match="outside"):
