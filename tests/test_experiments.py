@@ -357,3 +357,27 @@ def test_regional_only_changes_keep_the_shared_coarse_network(tmp_path):
   assert jobs.path("coarse", 4096) == jobs.path("coarse", 256)
   assert jobs.path("holistic_input256", 1024) == jobs.path("holistic_input256", 256)
   assert jobs.path("regional", 1024) != jobs.path("regional", 256)
+
+
+def test_device_run_dry_run_writes_every_measurement(tmp_path):
+  import device_run  # noqa: PLC0415
+
+  out = str(tmp_path / "device")
+  records = device_run.device_run(out, dry_run=True, iters=1, log=lambda s: None)
+  kinds = [(r["what"], r["model"], r["resolution"]) for r in records]
+  assert kinds[:3] == [
+    ("train", "regional_patches", 64),
+    ("train", "regional_patches", 128),
+    ("infer", "regional_patches", 128),
+  ]
+  assert kinds[3][:2] == ("train", "holistic_full")
+  for r in records:
+    assert set(device_run.FIELDS) <= set(r)
+    if r["status"] == "ok":
+      assert r["per_second"] > 0
+  saved = json.load(open(os.path.join(out, "device_run.json")))
+  assert saved == records
+  assert (
+    "| infer | regional_patches | 128 |"
+    in open(os.path.join(out, "device_run.md")).read()
+  )
