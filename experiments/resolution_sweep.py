@@ -527,7 +527,12 @@ def run_one(
     trained_at=jobs.resolution_of(job, resolution),
   )
   if job == "regional":
-    record["coarse_workdir"] = os.path.basename(jobs.path("coarse", resolution))
+    coarse = jobs.train("coarse", resolution)  # done: its workdir and timings
+    record.update(
+      coarse_workdir=os.path.basename(coarse["workdir"]),
+      coarse_wall_seconds=coarse["wall_seconds"],
+      coarse_render_seconds=coarse["render_seconds"],
+    )
   return record
 
 
@@ -698,10 +703,6 @@ def write_outputs(out: str, records: list[dict], header: str = "") -> None:
     missing_label="not trained (does not fit / OOM / over budget)",
   )
 
-  def any_positive(ser: dict[str, list]) -> bool:
-    # A log axis needs one positive value (e.g. only does-not-fit runs so far).
-    return any(v is not None and v > 0 for ys in ser.values() for v in ys)
-
   plots.plot_lines(
     xs,
     series(mem),
@@ -709,7 +710,7 @@ def write_outputs(out: str, records: list[dict], header: str = "") -> None:
     xlabel="image resolution (px)",
     ylabel="compiled train step, temp + args (GiB / device)",
     logx=True,
-    logy=any_positive(series(mem)),
+    logy=True,
     title="Training memory vs resolution",
   )
   plots.plot_lines(
@@ -719,7 +720,7 @@ def write_outputs(out: str, records: list[dict], header: str = "") -> None:
     xlabel="image resolution (px)",
     ylabel="training images / second",
     logx=True,
-    logy=any_positive(series(lambda r: r.get("train_images_per_second"))),
+    logy=True,
     title="Training throughput vs resolution",
     missing_label="not trained (does not fit / OOM / over budget)",
   )

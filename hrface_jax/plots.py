@@ -106,6 +106,8 @@ def plot_lines(
 
   ``ymin`` fixes the bottom of a linear y axis (e.g. 0 for an error, so that
   a 0.005 gap between two models does not fill the plot's height).
+  ``logy`` falls back to a linear axis while no value is positive (e.g. a
+  sweep whose only records so far did not fit).
 
   Missing points are gaps in the line and an ``x`` marker on the bottom edge
   of the plot at their x, in the series' colour (e.g. a model that ran out of
@@ -117,6 +119,8 @@ def plot_lines(
     raise ValueError(f"plot_lines: x must be finite numbers; got {list(x)}")
   if not series:
     raise ValueError("plot_lines: no series to plot")
+  values = np.concatenate([_finite(v) for v in series.values()])
+  logy = logy and bool((values[np.isfinite(values)] > 0).any())
   fig, ax = _new_figure()
   any_missing = False
   for name, ys in series.items():
@@ -155,7 +159,6 @@ def plot_lines(
   if logy:
     ax.set_yscale("log")
   elif ymin is not None:
-    values = np.concatenate([_finite(v) for v in series.values()])
     top = np.max(values[np.isfinite(values)], initial=ymin)
     if top > ymin:  # headroom above the lines for the legend
       ax.set_ylim(ymin, ymin + 1.3 * (top - ymin))

@@ -302,14 +302,16 @@ def test_crop_oracle_separates_crop_placement_from_the_networks(data_dir, tmp_pa
   rs.run_sweep(sweep, str(tmp_path / "out"), work, log=lambda s: None)
   result = crop_oracle.crop_oracle(_run_dir(work, "regional_r256_s4_"))
   assert result["num_images"] == 4 and result["resolution"] == 256
-  assert result["fusion"] == "confidence"
+  configured = rs.model_config(sweep, "regional", 256).regional.fusion
+  assert result["fusion"] == configured
+  (other,) = [f for f in ("confidence", "precision") if f != configured]
   for k in (
     "nme_coarse",
     "nme_predicted_crops",
     "nme_oracle_crops",
     "nme_shifted_crops",
-    "nme_predicted_crops_precision_fusion",
-    "nme_oracle_crops_precision_fusion",
+    f"nme_predicted_crops_{other}_fusion",
+    f"nme_oracle_crops_{other}_fusion",
   ):
     assert 0 < result[k] < 10
   # Oracle crops move the windows, so the refined landmarks change.
