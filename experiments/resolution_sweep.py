@@ -347,6 +347,12 @@ def evaluate_params(config: ml_collections.ConfigDict, params: dict) -> dict:
   return evaluation.compute_metrics(config, preds)[0]
 
 
+def contour_group(config: ml_collections.ConfigDict) -> str:
+  from hrface_jax import markup  # noqa: PLC0415
+
+  return markup.get_markup(config.markup).contour_group
+
+
 def render_seconds(config: ml_collections.ConfigDict) -> float:
   """Prepares (renders, for hrface_synth) ``config``'s dataset if missing;
   the seconds it took (0 when it was there)."""
@@ -516,6 +522,9 @@ def run_one(
   record.update(
     nme_inter_ocular=metrics.get("nme_inter_ocular"),
     nme_pixels=metrics.get("error_pixels"),
+    # Off the contour and along it: see Markup.contour_group.
+    nme_inner=metrics.get("nme_inter_ocular/inner"),
+    nme_contour=metrics.get(f"nme_inter_ocular/{contour_group(config)}"),
     **{"failure_rate_0.10": metrics.get("failure_rate_0.10")},
     failure_rate_008=metrics.get("failure_rate_0.08"),
     auc_010=metrics.get("auc_0.10"),
@@ -586,9 +595,11 @@ def _fmt(v, spec: str, scale: float = 1.0) -> str:
 
 def markdown_table(records: Sequence[dict]) -> str:
   head = (
-    "| model | resolution | input | NME (io) | error px | FR@0.10 | "
-    "train mem GiB | train GFLOP/step | train img/s | infer ms/img | status |\n"
-    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+    "| model | resolution | input | NME (io) | inner | contour | error px | "
+    "FR@0.10 | train mem GiB | train GFLOP/step | train img/s | infer ms/img | "
+    "status |\n"
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+    "| ---: | --- |"
   )
   order = {m: i for i, m in enumerate(MODELS)}
   rows = sorted(
@@ -605,6 +616,7 @@ def markdown_table(records: Sequence[dict]) -> str:
     lines.append(
       f"| {r['model']} | {r['resolution']} | {r['input_resolution']} | "
       f"{_fmt(r.get('nme_inter_ocular'), '.4f')} | "
+      f"{_fmt(r.get('nme_inner'), '.4f')} | {_fmt(r.get('nme_contour'), '.4f')} | "
       f"{_fmt(r.get('nme_pixels'), '.2f')} | "
       f"{_fmt(r.get('failure_rate_0.10'), '.1%')} | {_fmt(mem, '.2f', 2**-30)} | "
       f"{_fmt(r.get('train_flops'), '.1f', 1e-9)} | "
@@ -691,6 +703,17 @@ def write_outputs(out: str, records: list[dict], header: str = "") -> None:
     missing_label="not trained (does not fit / OOM / over budget)",
   )
 
+  plots.plot_lines(
+    xs,
+    series(lambda r: r.get("nme_inner")),
+    os.path.join(out, "nme_inner_vs_resolution.png"),
+    xlabel="image resolution (px)",
+    ylabel="NME (inter-ocular), inner points",
+    logx=True,
+    ymin=0.0,
+    title="Inner-point error vs resolution (face contour left out)",
+    missing_label="not trained (does not fit / OOM / over budget)",
+  )
   plots.plot_lines(
     xs,
     series(lambda r: r.get("nme_pixels")),

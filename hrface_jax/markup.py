@@ -26,6 +26,9 @@ class Markup:
     outer_eye_corners: (right, left) indices for inter-ocular normalisation.
     right_eye, left_eye: indices whose mean is the pupil (inter-pupil NME).
     groups: anatomical groups for per-group reporting and drawing.
+    contour_group: the group along the face outline. Its points are spaced
+      along a smooth edge, so where along it they sit is fixed by the whole
+      face, not by local detail; metrics also report the rest as "inner".
   """
 
   name: str
@@ -36,6 +39,12 @@ class Markup:
   right_eye: tuple[int, ...]
   left_eye: tuple[int, ...]
   groups: Mapping[str, tuple[int, ...]]
+  contour_group: str = ""
+
+  def inner_indices(self) -> tuple[int, ...]:
+    """Every point outside ``contour_group`` (all points if it is unset)."""
+    contour = set(self.groups.get(self.contour_group, ()))
+    return tuple(i for i in range(self.num_landmarks) if i not in contour)
 
   @property
   def flip_permutation(self) -> np.ndarray:
@@ -102,6 +111,7 @@ IBUG68 = Markup(
     "left_eye": _r(42, 47),
     "mouth": _r(48, 67),
   },
+  contour_group="jaw",
 )
 
 WFLW98 = Markup(
@@ -140,6 +150,7 @@ WFLW98 = Markup(
     "left_eye": _r(68, 75) + (97,),
     "mouth": _r(76, 95),
   },
+  contour_group="contour",
 )
 
 MARKUPS: dict[str, Markup] = {m.name: m for m in (IBUG68, WFLW98)}

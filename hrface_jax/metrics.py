@@ -199,8 +199,12 @@ def subset_keys(markup: Markup) -> dict[str, tuple[int, ...]]:
 
   A region whose name is also a group's with different points is reported as
   ``region_<name>`` (with the same points the entry is the same, kept once).
+  ``inner`` is every point off the face contour (300-W's "51 points"), when
+  the markup names its contour group.
   """
   out = {k: tuple(v) for k, v in markup.groups.items()}
+  if markup.contour_group:
+    out["inner"] = markup.inner_indices()
   for name, idx in markup.regions.items():
     idx = tuple(idx)
     if name in out and out[name] != idx:

@@ -77,6 +77,9 @@ def test_sweep_writes_all_outputs_and_resumes(data_dir, tmp_path, monkeypatch):
     # Every model's steps count the shared ones: 4 coarse + 4 regional.
     assert r["status"] == "ok" and r["steps"] == 8
     assert 0 < r["nme_inter_ocular"] < 10 and r["nme_pixels"] > 0
+    # The whole face's mean is the points' mean: 51 inner and 17 jaw points.
+    whole = (51 * r["nme_inner"] + 17 * r["nme_contour"]) / 68
+    assert r["nme_inter_ocular"] == pytest.approx(whole, rel=1e-4)
     assert 0 <= r["failure_rate_0.10"] <= 1
     assert r["train_temp_bytes"] > 0
     assert r["train_images_per_second"] > 0 and r["infer_ms_per_image"] > 0
@@ -108,6 +111,7 @@ def test_sweep_writes_all_outputs_and_resumes(data_dir, tmp_path, monkeypatch):
   assert "## Crop oracle" in md  # the regional record's oracle figures
   for png in (
     "nme_vs_resolution",
+    "nme_inner_vs_resolution",
     "error_px_vs_resolution",
     "memory_vs_resolution",
     "throughput_vs_resolution",

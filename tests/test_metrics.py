@@ -284,3 +284,17 @@ def test_region_name_clash_with_group():
   assert keys["mouth"] == tuple(range(48, 68))
   assert keys["region_mouth"] == tuple(range(48, 60))
   assert "region_nose" not in keys  # same points as the group
+
+
+def test_inner_points_leave_out_the_face_contour():
+  # Only the jaw is off by 3 px: "inner" (the 51 other points) has no error,
+  # the whole face's mean error is 17 / 68 of the jaw's.
+  rng = np.random.default_rng(0)
+  true = rng.uniform(0, 100, (2, 68, 2)).astype(np.float32)
+  pred = true.copy()
+  pred[:, list(IBUG68.groups["jaw"]), 0] += 3.0
+  assert IBUG68.inner_indices() == tuple(range(17, 68))
+  r = metrics.per_image_metrics(pred, true, IBUG68)
+  np.testing.assert_allclose(r["nme_inter_ocular/inner"], 0.0, atol=1e-7)
+  np.testing.assert_allclose(r["error_pixels"], 3.0 * 17 / 68, rtol=1e-5)
+  assert (np.asarray(r["nme_inter_ocular/jaw"]) > 0).all()
