@@ -13,7 +13,10 @@ shapes. A synthetic face is pasted into a 1920x1080 and a 3840x2160 frame
 * ``predict``: ``predictor(image, box)`` on the decoded array (warp to the
   network input + model + mapping back), no decode;
 * ``decode+predict``: ``image_io.load_image(jpeg)`` then the same call;
-* ``detect``: the Haar face detector alone on the decoded frame.
+* ``detect``: the Haar face detector alone on the decoded frame;
+* ``batch``: ``predictor.predict_batch`` on ``--batch_faces`` copies of the
+  1080p frame (one face each) in one call, per face, against the same faces
+  one call each.
 
 Prints medians in ms per face; the machine's CPU count is printed too.
 """
@@ -89,6 +92,26 @@ def _median_ms(fn, repeats: int) -> float:
   return 1000 * statistics.median(times)
 
 
+def batch_record(predictor: Predictor, num_faces: int, repeats: int) -> dict:
+  """Per-face ms of ``predict_batch`` on ``num_faces`` 1080p frames vs one
+  ``predictor(frame, box)`` call per frame (both after warm-up)."""
+  frame, box = frame_with_face(1920, 1080)
+  frames, boxes = [frame] * num_faces, [box[None]] * num_faces
+  predictor.predict_batch(frames, boxes, batch_size=num_faces)  # compiles
+  batched = _median_ms(
+    lambda: predictor.predict_batch(frames, boxes, batch_size=num_faces), repeats
+  )
+  single = _median_ms(
+    lambda: [predictor(f, b) for f, b in zip(frames, boxes, strict=True)], repeats
+  )
+  return {
+    "num_faces": num_faces,
+    "batch_ms_per_face": batched / num_faces,
+    "single_ms_per_face": single / num_faces,
+    "speedup": single / batched,
+  }
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--checkpoint", default=None)
@@ -97,6 +120,9 @@ def main() -> None:
     "--resolution", type=int, default=0, help="Model resolution (default: config's)."
   )
   parser.add_argument("--repeats", type=int, default=10)
+  parser.add_argument(
+    "--batch_faces", type=int, default=64, help="Faces per predict_batch call."
+  )
   parser.add_argument("--json", default=None)
   args = parser.parse_args()
 
@@ -144,6 +170,13 @@ def main() -> None:
         )
         + ")"
       )
+    batch = batch_record(predictor, args.batch_faces, max(1, args.repeats // 3))
+    print(
+      f"batch of {args.batch_faces} faces (1080p frames, decoded): "
+      f"{batch['batch_ms_per_face']:.1f} ms/face in one predict_batch call, "
+      f"{batch['single_ms_per_face']:.1f} ms/face one by one "
+      f"({batch['speedup']:.1f}x)"
+    )
     if args.json:
       with open(args.json, "w") as f:
         json.dump(
@@ -153,6 +186,7 @@ def main() -> None:
             "config": args.config,
             "cpus": os.cpu_count(),
             "records": records,
+            "batch": batch,
           },
           f,
           indent=2,

@@ -691,62 +691,54 @@ def write_outputs(out: str, records: list[dict], header: str = "") -> None:
       return None
     return (r["train_temp_bytes"] + (r.get("train_argument_bytes") or 0)) / 2**30
 
-  plots.plot_lines(
-    xs,
-    series(lambda r: r.get("nme_inter_ocular")),
-    os.path.join(out, "nme_vs_resolution.png"),
-    xlabel="image resolution (px)",
-    ylabel="NME (inter-ocular)",
-    logx=True,
-    ymin=0.0,
-    title="Landmark error vs resolution",
-    missing_label="not trained (does not fit / OOM / over budget)",
-  )
+  def field(name: str) -> Callable[[dict], float | None]:
+    return lambda r: r.get(name)
 
-  plots.plot_lines(
-    xs,
-    series(lambda r: r.get("nme_inner")),
-    os.path.join(out, "nme_inner_vs_resolution.png"),
-    xlabel="image resolution (px)",
-    ylabel="NME (inter-ocular), inner points",
-    logx=True,
-    ymin=0.0,
-    title="Inner-point error vs resolution (face contour left out)",
-    missing_label="not trained (does not fit / OOM / over budget)",
+  # (file, value, y label, title, log y); errors start their linear axis at 0.
+  figures = (
+    ("nme", field("nme_inter_ocular"), "NME (inter-ocular)", "Landmark error", False),
+    (
+      "nme_inner",
+      field("nme_inner"),
+      "NME (inter-ocular), inner points",
+      "Inner-point error (face contour left out)",
+      False,
+    ),
+    (
+      "error_px",
+      field("nme_pixels"),
+      "mean error (full-resolution pixels)",
+      "Landmark error in pixels",
+      True,
+    ),
+    (
+      "memory",
+      mem,
+      "compiled train step, temp + args (GiB / device)",
+      "Training memory",
+      True,
+    ),
+    (
+      "throughput",
+      field("train_images_per_second"),
+      "training images / second",
+      "Training throughput",
+      True,
+    ),
   )
-  plots.plot_lines(
-    xs,
-    series(lambda r: r.get("nme_pixels")),
-    os.path.join(out, "error_px_vs_resolution.png"),
-    xlabel="image resolution (px)",
-    ylabel="mean error (full-resolution pixels)",
-    logx=True,
-    logy=True,
-    title="Landmark error in pixels vs resolution",
-    missing_label="not trained (does not fit / OOM / over budget)",
-  )
-
-  plots.plot_lines(
-    xs,
-    series(mem),
-    os.path.join(out, "memory_vs_resolution.png"),
-    xlabel="image resolution (px)",
-    ylabel="compiled train step, temp + args (GiB / device)",
-    logx=True,
-    logy=True,
-    title="Training memory vs resolution",
-  )
-  plots.plot_lines(
-    xs,
-    series(lambda r: r.get("train_images_per_second")),
-    os.path.join(out, "throughput_vs_resolution.png"),
-    xlabel="image resolution (px)",
-    ylabel="training images / second",
-    logx=True,
-    logy=True,
-    title="Training throughput vs resolution",
-    missing_label="not trained (does not fit / OOM / over budget)",
-  )
+  for name, value, ylabel, title, logy in figures:
+    plots.plot_lines(
+      xs,
+      series(value),
+      os.path.join(out, f"{name}_vs_resolution.png"),
+      xlabel="image resolution (px)",
+      ylabel=ylabel,
+      logx=True,
+      logy=logy,
+      ymin=None if logy else 0.0,
+      title=f"{title} vs resolution",
+      missing_label="not trained (does not fit / OOM / over budget)",
+    )
 
 
 def run_sweep(
