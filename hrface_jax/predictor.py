@@ -21,7 +21,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from hrface_jax import checkpointing, face_detect, models
+from hrface_jax import checkpointing, face_detect, image_io, models
 from hrface_jax.data import augment
 
 SYNTH_FRAME_PER_FACE_BOX = 1.6
@@ -127,6 +127,37 @@ class Predictor:
       whole_image: treat the whole image as one face (no detection).
     """
     return self.predict_batch([image], [boxes], whole_image=whole_image)[0]
+
+  def predict_path(
+    self,
+    path: str,
+    boxes: np.ndarray | None = None,
+  ) -> list[Face]:
+    """Landmarks of the faces in the image file at ``path``, as :meth:`__call__`.
+
+    With ``boxes`` given, a JPEG is decoded only as finely as the model needs:
+    at 1/2, 1/4 or 1/8 of its size (DCT scaling, an area average) while the
+    smallest face's network input still gets at least the model's resolution
+    in pixels. Decoding every pixel of a 4K frame takes longer than the
+    prediction itself. Without boxes, faces are detected on every pixel.
+    Landmarks and boxes are in the full-size image's pixels either way.
+    """
+    if boxes is None:
+      return self(image_io.load_image(path))
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    # The network input is a square of box side x box_scale (face_crop).
+    sides = (boxes[:, 2:] - boxes[:, :2]).max(1) * self.box_scale
+    side = float(sides.min()) if len(sides) else 0.0
+    reduce = 1
+    while reduce < 8 and side / (2 * reduce) >= self.resolution:
+      reduce *= 2
+    image, f = image_io.load_image_reduced(path, reduce)
+    check_boxes(boxes, image.shape[1] * f, image.shape[0] * f)  # full-size pixels
+    faces = self(image, (boxes + 0.5) / f - 0.5)
+    for face, box in zip(faces, boxes, strict=True):
+      face.landmarks = ((face.landmarks + 0.5) * f - 0.5).astype(np.float32)
+      face.box = box
+    return faces
 
   def predict_batch(
     self,

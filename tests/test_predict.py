@@ -305,3 +305,41 @@ def test_cli_bad_inputs_are_reported_and_skipped(workdir, face, tmp_path):
   )
   assert r.returncode == 1 and "--bbox=10,10,5" in r.stderr
   assert not (tmp_path / "o2" / "good.json").exists()
+
+
+def test_predict_path_decodes_a_large_jpeg_only_as_finely_as_needed(
+  predictor, face, tmp_path, monkeypatch
+):
+  """A face 6x larger than the network input in a JPEG: decoded at 1/4 (the
+  smallest scale keeping the network's pixels), the landmarks land where
+  decoding every pixel puts them, in full-size pixels; PNGs decode whole."""
+  image, box = _scene(face)
+  factor = 6 * predictor.resolution / ((box[2:] - box[:2]).max() * predictor.box_scale)
+  h, w = image.shape[:2]
+  size = (round(w * factor), round(h * factor))
+  big = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+  s = np.array([size[0] / w, size[1] / h])
+  big_box = ((box.reshape(2, 2) + 0.5) * s - 0.5).reshape(-1)
+  jpeg = str(tmp_path / "big.jpg")
+  Image.fromarray(big).save(jpeg, quality=95)
+  used = []
+  load = predictor_lib.image_io.load_image_reduced
+  monkeypatch.setattr(
+    predictor_lib.image_io,
+    "load_image_reduced",
+    lambda p, r: used.append(r) or load(p, r),
+  )
+  (fast,) = predictor.predict_path(jpeg, big_box[None])
+  assert used == [4]
+  full = _one(predictor, predictor_lib.image_io.load_image(jpeg), big_box)
+  np.testing.assert_allclose(fast.box, big_box, rtol=1e-6)
+  net_pixel = (big_box[2:] - big_box[:2]).max() * predictor.box_scale
+  net_pixel /= predictor.resolution
+  assert np.abs(fast.landmarks - full).max() < 0.75 * net_pixel
+  png = str(tmp_path / "small.png")
+  Image.fromarray(image).save(png)
+  (whole,) = predictor.predict_path(png, box[None])
+  assert used[-1] == 1
+  np.testing.assert_allclose(whole.landmarks, _one(predictor, image, box), atol=1e-3)
+  with pytest.raises(ValueError, match="outside"):
+    predictor.predict_path(png, np.array([[5000, 5000, 5100, 5100]]))
