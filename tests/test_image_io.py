@@ -163,3 +163,24 @@ def test_8k_jpeg_loads(tmp_path):
   img = load_image(tmp_path / "8k.jpg")
   assert img.shape == (4320, 7680, 3)
   assert img[100, 100, 0] < 10 and img[100, 7000, 0] > 190
+
+
+def test_reduced_jpeg_decode_is_an_area_average(tmp_path):
+  """A JPEG decoded at 1/4 is the full decode area-averaged (to JPEG error);
+  other formats come back whole; a bad factor is refused by name."""
+  rng = np.random.default_rng(0)
+  small = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+  full = np.asarray(Image.fromarray(small).resize((640, 480), Image.BILINEAR))
+  jpeg, png = tmp_path / "a.jpg", tmp_path / "a.png"
+  Image.fromarray(full).save(jpeg, quality=95)
+  Image.fromarray(full).save(png)
+  reduced, factor = image_io.load_image_reduced(jpeg, 4)
+  assert factor == 4 and reduced.shape == (120, 160, 3)
+  whole = image_io.load_image(jpeg).astype(np.float32)
+  area = whole.reshape(120, 4, 160, 4, 3).mean(axis=(1, 3))
+  assert np.abs(reduced - area).mean() < 4.0
+  same, factor = image_io.load_image_reduced(png, 4)
+  assert factor == 1
+  np.testing.assert_array_equal(same, full)
+  with pytest.raises(ValueError, match="reduce=3"):
+    image_io.load_image_reduced(jpeg, 3)
