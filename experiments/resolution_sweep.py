@@ -66,6 +66,7 @@ if REPO not in sys.path:  # run as a script from anywhere
 
 MODELS = ("regional", "regional_patches", "holistic_input256", "holistic_full")
 RESULTS_NAME = "resolution_sweep"
+JOB_DONE_NAME = "sweep_job.json"  # in a job's workdir once it has trained
 DEFAULT_BUDGET_BYTES = 16 * 2**30  # CPU, or a device without memory_stats()
 OOM_MARKERS = ("RESOURCE_EXHAUSTED", "out of memory", "Out of memory", "OOM")
 
@@ -403,8 +404,8 @@ class _Jobs:
     return os.path.join(self.workdir, name)
 
   def train(self, job: str, resolution: int) -> dict[str, Any]:
-    """Trains the job (once); returns {workdir, wall_seconds, metrics}."""
-    from hrface_jax import trainer  # noqa: PLC0415
+    """Trains the job (once); returns {workdir, wall_seconds, render_seconds}."""
+    from hrface_jax import atomic, trainer  # noqa: PLC0415
 
     key = (job, self.resolution_of(job, resolution))
     if key in self.done:
@@ -413,16 +414,24 @@ class _Jobs:
       self.train("coarse", resolution)
     config = self.config(job, resolution)
     workdir = self.path(job, resolution)
+    # A finished job keeps its own timings: a later sweep that reuses it
+    # reports how long it took, not how long finding it done took.
+    finished = os.path.join(workdir, JOB_DONE_NAME)
+    if os.path.exists(finished):
+      with open(finished) as f:
+        self.done[key] = {**json.load(f), "workdir": workdir}
+      self.log(f"  reusing {os.path.basename(workdir)} (finished)")
+      return self.done[key]
     rendered = render_seconds(config)
     self.log(f"  training {os.path.basename(workdir)} ({config.total_steps} steps)")
     t0 = time.perf_counter()
-    metrics = trainer.train_and_evaluate(config, workdir)
-    self.done[key] = {
-      "workdir": workdir,
+    trainer.train_and_evaluate(config, workdir)
+    timings = {
       "wall_seconds": round(time.perf_counter() - t0, 1),
       "render_seconds": rendered,
-      "metrics": metrics,
     }
+    atomic.write_json(finished, timings)
+    self.done[key] = {**timings, "workdir": workdir}
     return self.done[key]
 
 

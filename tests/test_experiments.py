@@ -125,6 +125,15 @@ def test_sweep_writes_all_outputs_and_resumes(data_dir, tmp_path, monkeypatch):
   again = rs.run_sweep(sweep, out, work, log=lines.append)
   assert again == records
   assert sum("skipping" in line for line in lines) == 4
+  # Records lost, jobs finished: evaluated again without training, and each
+  # record keeps its job's own training time.
+  os.remove(os.path.join(out, "resolution_sweep.json"))
+  lines = []
+  redone = rs.run_sweep(sweep, out, work, log=lines.append)
+  assert [r.get("wall_seconds") for r in redone] == [
+    r.get("wall_seconds") for r in records
+  ]
+  assert sum("reusing" in line for line in lines) >= 3
 
 
 def _run_dir(work: str, prefix: str) -> str:
