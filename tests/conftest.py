@@ -94,10 +94,62 @@ def make_config(data_dir: str, **overrides) -> ml_collections.ConfigDict:
   config.synth_train_size = SYNTH_TRAIN
   config.synth_test_size = SYNTH_TEST
   config.data_threads = 2
-  for k, v in overrides.items():
-    target = config
-    *path, last = k.split(".")
-    for p in path:
-      target = target[p]
-    target[last] = v
+  return with_overrides(config, overrides)
+
+
+def with_overrides(config: ml_collections.ConfigDict, overrides: dict):
+  """``config`` with dotted-key ``overrides`` ("regional.crop_size": 48) set."""
+  config.update_from_flattened_dict(overrides)
   return config
+
+
+def tiny_config(data_dir: str, **overrides) -> ml_collections.ConfigDict:
+  """A regional model small enough to train for a few steps in seconds."""
+  from hrface_jax import config_lib
+
+  c = config_lib.base_config()
+  c.resolution = 256
+  c.data_dir = data_dir
+  c.synth_train_size = 16
+  c.synth_test_size = 4
+  c.batch_size = 4
+  c.total_steps = 12
+  c.log_every_steps = 2
+  c.eval_every_steps = 1000
+  c.checkpoint_every_steps = 4
+  c.optimizer.warmup_steps = 2
+  c.coarse.input_size = 64
+  c.coarse.stem_width = 8
+  c.coarse.widths = (8, 16)
+  c.coarse.heatmap_level = 0
+  c.regional.crop_size = 64
+  c.regional.stem_stride = 2
+  c.regional.stem_widths = (8,)
+  c.regional.widths = (8, 16)
+  c.augment.enabled = True
+  return with_overrides(c, overrides)
+
+
+def shared_checkpoint(tmp_path_factory) -> str:
+  """A workdir trained for 4 steps, made once per pytest session (under the
+  session's base temp folder) and shared by the evaluate and predict tests."""
+  root = tmp_path_factory.getbasetemp() / "shared_tiny_run"
+  workdir = root / "workdir"
+  if not (workdir / "checkpoints" / "4" / "state").exists():
+    from hrface_jax import train
+
+    config = tiny_config(
+      str(root / "data"),
+      total_steps=4,
+      checkpoint_every_steps=4,
+      eval_every_steps=4,
+      stages=(("joint", 1.0),),  # one train step to compile
+    )
+    config.augment.enabled = False
+    train.train_and_evaluate(config, str(workdir))
+  return str(workdir)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> str:
+  return shared_checkpoint(tmp_path_factory)

@@ -9,33 +9,11 @@ import sys
 
 import numpy as np
 import pytest
-from test_train import tiny_config
+from conftest import shared_checkpoint, tiny_config
 
 from hrface_jax import evaluate, markup, plots
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def shared_checkpoint(tmp_path_factory) -> str:
-  """A workdir trained for 4 steps, made once per pytest session.
-
-  Kept under the session's base temp folder, so test_predict.py reuses it.
-  """
-  root = tmp_path_factory.getbasetemp() / "shared_tiny_run"
-  workdir = root / "workdir"
-  if not (workdir / "checkpoints" / "4" / "state").exists():
-    from hrface_jax import train
-
-    config = tiny_config(
-      str(root / "data"),
-      total_steps=4,
-      checkpoint_every_steps=4,
-      eval_every_steps=4,
-      stages=(("joint", 1.0),),  # one train step to compile
-    )
-    config.augment.enabled = False
-    train.train_and_evaluate(config, str(workdir))
-  return str(workdir)
 
 
 @pytest.fixture(scope="module")

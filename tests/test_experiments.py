@@ -62,6 +62,7 @@ def _no_training(*args, **kwargs):
   raise AssertionError("train_and_evaluate must not be called here")
 
 
+@pytest.mark.slow
 def test_sweep_writes_all_outputs_and_resumes(data_dir, tmp_path, monkeypatch):
   out, work = str(tmp_path / "out"), str(tmp_path / "runs")
   sweep = tiny_sweep(data_dir)
@@ -249,6 +250,7 @@ def test_unknown_override_field_is_named():
     rs.model_config(sweep, "regional", 256)
 
 
+@pytest.mark.slow
 def test_benchmark_reports_every_field(data_dir):
   sweep = tiny_sweep(data_dir, models=("regional", "holistic_full"))
   written = []
@@ -307,6 +309,7 @@ def test_benchmark_reports_every_field(data_dir):
   assert tight["status"] == "does_not_fit" and tight["train_step_ms"] is None
 
 
+@pytest.mark.slow
 def test_crop_oracle_separates_crop_placement_from_the_networks(data_dir, tmp_path):
   import crop_oracle  # noqa: PLC0415
 
@@ -374,6 +377,7 @@ def test_regional_only_changes_keep_the_shared_coarse_network(tmp_path):
   assert jobs.path("regional", 1024) != jobs.path("regional", 256)
 
 
+@pytest.mark.slow
 def test_device_run_dry_run_writes_every_measurement(tmp_path):
   import device_run  # noqa: PLC0415
 

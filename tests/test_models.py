@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import with_overrides
 
 from hrface_jax import config_lib, models, trainer
 from hrface_jax import markup as markup_lib
@@ -28,13 +29,7 @@ def _tiny(model_name="regional", **overrides):
   cfg.holistic.width = 16
   cfg.holistic.levels = 3
   cfg.holistic.stacks = 2
-  for k, v in overrides.items():
-    node = cfg
-    *path, last = k.split(".")
-    for p in path:
-      node = node[p]
-    node[last] = v
-  return cfg
+  return with_overrides(cfg, overrides)
 
 
 def _small(**overrides):

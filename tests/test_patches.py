@@ -136,6 +136,7 @@ def test_patch_is_cut_at_the_right_place_and_maps_back(level):
   np.testing.assert_allclose(mid[0, 0], centers[0, 0], atol=scale)
 
 
+@pytest.mark.slow
 def test_patch_stage_trains_and_gradients_flow():
   cfg = _patch_config(256)
   cfg.coarse.widths = (8, 16)

@@ -15,8 +15,8 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from conftest import shared_checkpoint
 from PIL import Image
-from test_evaluate import shared_checkpoint
 
 from hrface_jax import Predictor, face_detect, predict
 from hrface_jax import predictor as predictor_lib

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -53,6 +55,7 @@ def test_profile_regional_records_in_process():
   assert "regional" in profile.format_table(records)
 
 
+@pytest.mark.slow
 def test_regional_patches_memory_is_flat_up_to_8192():
   """configs/regional_patches.py compiles at 8192^2 and its train step's
   temp memory grows at most 1.5x from 4096^2 (the image itself, an argument,

@@ -15,42 +15,12 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
+from conftest import tiny_config
 
 from hrface_jax import checkpointing, config_lib, models, optim, stages, trainer
 from hrface_jax.train_state import create_train_state
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def tiny_config(data_dir: str, **overrides) -> ml_collections.ConfigDict:
-  """A regional model small enough to train for a few steps in seconds."""
-  c = config_lib.base_config()
-  c.resolution = 256
-  c.data_dir = data_dir
-  c.synth_train_size = 16
-  c.synth_test_size = 4
-  c.batch_size = 4
-  c.total_steps = 12
-  c.log_every_steps = 2
-  c.eval_every_steps = 1000
-  c.checkpoint_every_steps = 4
-  c.optimizer.warmup_steps = 2
-  c.coarse.input_size = 64
-  c.coarse.stem_width = 8
-  c.coarse.widths = (8, 16)
-  c.coarse.heatmap_level = 0
-  c.regional.crop_size = 64
-  c.regional.stem_stride = 2
-  c.regional.stem_widths = (8,)
-  c.regional.widths = (8, 16)
-  c.augment.enabled = True
-  for k, v in overrides.items():
-    target = c
-    *path, last = k.split(".")
-    for p in path:
-      target = target[p]
-    target[last] = v
-  return c
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +99,7 @@ _TWO_DEVICE_SCRIPT = textwrap.dedent("""
     import jax, jax.numpy as jnp, numpy as np
     from flax import jax_utils
     sys.path.insert(0, {tests!r})
-    from test_train import tiny_config
+    from conftest import tiny_config
     from hrface_jax import models, optim, stages, trainer as train
     from hrface_jax.data import synth
     from hrface_jax.train_state import create_train_state
@@ -167,6 +137,7 @@ _TWO_DEVICE_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_one_and_two_devices_give_the_same_update(tmp_path, data_dir):
   script = tmp_path / "two_devices.py"
   script.write_text(
@@ -236,7 +207,7 @@ def _train_cmd(tmp_path, workdir, data_dir, **overrides) -> list[str]:
     textwrap.dedent(f"""
       import sys
       sys.path.insert(0, {os.path.join(REPO, "tests")!r})
-      from test_train import tiny_config
+      from conftest import tiny_config
 
       def get_config():
         return tiny_config({data_dir!r}, **{overrides!r})
@@ -432,6 +403,7 @@ def test_config_differences_name_the_changed_fields():
   assert diffs[1].startswith("stages: ")
 
 
+@pytest.mark.slow
 def test_resuming_with_another_config_says_what_changed(tmp_path, data_dir, capsys):
   workdir = str(tmp_path / "w")
   config = tiny_config(data_dir, total_steps=2, checkpoint_every_steps=2)
@@ -446,6 +418,7 @@ def test_resuming_with_another_config_says_what_changed(tmp_path, data_dir, caps
   assert "learning_rate: 0.001 -> 0.005" in out and "total_steps: 2 -> 4" in out
 
 
+@pytest.mark.slow
 def test_regional_run_reuses_a_frozen_coarse_network(data_dir, tmp_path):
   """A coarse network trained once initialises a regional run and stays as
   it was (frozen: no update), while the regional networks train."""
@@ -480,6 +453,7 @@ def test_regional_run_reuses_a_frozen_coarse_network(data_dir, tmp_path):
     trainer.init_params(other, models.build_model(other), jax.random.PRNGKey(0))
 
 
+@pytest.mark.slow
 def test_coarse_stage_step_skips_the_regional_networks_with_the_same_update(
   data_dir,
 ):
