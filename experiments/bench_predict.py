@@ -26,7 +26,6 @@ Prints medians in ms per face; the machine's CPU count is printed too.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -39,7 +38,7 @@ from PIL import Image
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from hrface_jax import face_detect, image_io  # noqa: E402
+from hrface_jax import atomic, face_detect, image_io  # noqa: E402
 from hrface_jax.data import synth  # noqa: E402
 from hrface_jax.predictor import Predictor  # noqa: E402
 
@@ -183,19 +182,17 @@ def main() -> None:
       f"({batch['speedup']:.1f}x)"
     )
     if args.json:
-      with open(args.json, "w") as f:
-        json.dump(
-          {
-            "model": predictor.config.model_name,
-            "resolution": predictor.resolution,
-            "config": args.config,
-            "cpus": os.cpu_count(),
-            "records": records,
-            "batch": batch,
-          },
-          f,
-          indent=2,
-        )
+      atomic.write_json(
+        args.json,
+        {
+          "model": predictor.config.model_name,
+          "resolution": predictor.resolution,
+          "config": args.config,
+          "cpus": os.cpu_count(),
+          "records": records,
+          "batch": batch,
+        },
+      )
 
 
 if __name__ == "__main__":

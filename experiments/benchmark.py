@@ -225,7 +225,7 @@ def run_benchmark(
 def main(argv) -> None:
   from absl import app, flags  # noqa: PLC0415
 
-  from hrface_jax import evaluation  # noqa: PLC0415
+  from hrface_jax import atomic  # noqa: PLC0415
 
   del argv
   rs.quiet_experiment_logging()
@@ -243,7 +243,7 @@ def main(argv) -> None:
     sweep.common.data_dir = f.data_dir
   write = None
   if f["json"].present:
-    write = lambda records: evaluation.write_json(f.json, records)  # atomic
+    write = lambda records: atomic.write_json(f.json, records)
   run_benchmark(
     sweep,
     iters=f.iters,

@@ -104,7 +104,7 @@ def device_run(
   out: str, *, dry_run: bool = False, iters: int = 5, log=print
 ) -> list[dict[str, Any]]:
   """Runs every measurement (see the module doc); returns the records."""
-  from hrface_jax import evaluation  # noqa: PLC0415
+  from hrface_jax import atomic  # noqa: PLC0415
 
   sizes = (64, 128) if dry_run else (1024, 2048, 4096)
   regional, holistic = _configs(dry_run)
@@ -118,7 +118,7 @@ def device_run(
     record["device"] = device
     records.append(record)
     os.makedirs(out, exist_ok=True)
-    evaluation.write_json(os.path.join(out, "device_run.json"), records)
+    atomic.write_json(os.path.join(out, "device_run.json"), records)
     rs.write_text(os.path.join(out, "device_run.md"), markdown(records, device))
     rate = record["per_second"]
     log(
@@ -130,13 +130,12 @@ def device_run(
   for res in sizes:  # regional training
     config = regional(res)
     timing = benchmark.device_steps(config, iters)
+    batch = int(config.batch_size)
+    measured = dict(model="regional_patches", resolution=res, batch=batch, status="ok")
     add(
       dict(
+        measured,
         what="train",
-        model="regional_patches",
-        resolution=res,
-        batch=int(config.batch_size),
-        status="ok",
         per_second=timing["train_images_per_second"],
         unit="img/s",
         step_ms=timing["train_step_ms"],
@@ -145,11 +144,8 @@ def device_run(
     if res == sizes[-1]:  # inference at the largest size: faces/s
       add(
         dict(
+          measured,
           what="infer",
-          model="regional_patches",
-          resolution=res,
-          batch=int(config.batch_size),
-          status="ok",
           per_second=timing["infer_images_per_second"],
           unit="faces/s",
         )

@@ -664,10 +664,10 @@ def oracle_table(records: Sequence[dict]) -> str:
 
 
 def write_text(path: str, text: str) -> None:
-  tmp = f"{path}.tmp{os.getpid()}"
-  with open(tmp, "w") as f:
+  from hrface_jax import atomic  # noqa: PLC0415
+
+  with atomic.atomic_open(path) as f:
     f.write(text)
-  os.replace(tmp, path)
 
 
 def write_outputs(out: str, records: list[dict], header: str = "") -> None:
