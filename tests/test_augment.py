@@ -204,6 +204,32 @@ def test_photometric_jitter():
   np.testing.assert_array_equal(a, b)
 
 
+def test_photometric_in_place_equals_a_copy():
+  image = np.random.default_rng(1).integers(0, 256, (32, 48, 3), dtype=np.uint8)
+  aug = dict(augment_defaults(), noise_prob=1.0, saturation=0.3)
+  ref = augment.photometric(image, np.random.default_rng(2), aug)
+  mine = image.copy()
+  out = augment.photometric(mine, np.random.default_rng(2), aug, overwrite=True)
+  np.testing.assert_array_equal(out, ref)
+  # Without overwrite the caller's pixels are left alone.
+  before = image.copy()
+  augment.photometric(image, np.random.default_rng(2), aug)
+  np.testing.assert_array_equal(image, before)
+
+
+@pytest.mark.parametrize("tx, ty", [(3, -2), (-5, 4), (0, 0), (40, 1)])
+def test_whole_pixel_mirror_shift_equals_the_bilinear_warp(tx, ty):
+  # The copy fast path (mirrored straight into the output) must give the
+  # pixels cv2's bilinear warp gives for the same matrix.
+  image = np.random.default_rng(tx + 7).integers(0, 256, (24, 30, 3), np.uint8)
+  image.setflags(write=False)  # cached frames are read-only
+  res = 28
+  m = np.array([[-1.0, 0, res - 1 + tx], [0, 1, ty], [0, 0, 1]])
+  fast = augment.warp_image(image, m, res)
+  slow = cv2.warpAffine(image, m[:2], (res, res), flags=cv2.INTER_LINEAR)
+  np.testing.assert_array_equal(fast, slow)
+
+
 def augment_defaults():
   import ml_collections
 

@@ -264,6 +264,28 @@ def test_synth_builder_with_real_renderer(tmp_path):
   np.testing.assert_array_equal(builders.decode_image(ex["image_png"]), face["image"])
   np.testing.assert_allclose(ex["landmarks"], face["landmarks"])
   assert ex["image_shape"].tolist() == [256, 256, 3]
+  # Rendered frames are stored raw (binary PPM): decoding is a view, no copy.
+  assert ex["image_png"][:2] == b"P6"
+  assert len(ex["image_png"]) == 256 * 256 * 3 + len(b"P6\n256 256\n255\n")
+
+
+def test_ppm_frames_decode_as_views_and_read_anywhere():
+  image = np.random.default_rng(0).integers(0, 256, (5, 7, 3), np.uint8)
+  data = builders.encode_ppm(image)
+  decoded = builders.decode_image(data)
+  np.testing.assert_array_equal(decoded, image)
+  assert not decoded.flags.writeable  # shared with the record's bytes
+  # A standard format: OpenCV and PIL read it as well.
+  from hrface_jax import image_io
+
+  np.testing.assert_array_equal(image_io.decode_image(data), image)
+  np.testing.assert_array_equal(
+    builders.decode_image(builders.encode_png(image)), image
+  )
+  with pytest.raises(ValueError, match="7 x 5 pixels holds 104 bytes.*truncated"):
+    builders.decode_image(data[:-1])
+  with pytest.raises(ValueError, match="needs uint8"):
+    builders.encode_ppm(image.astype(np.float32))
 
 
 def test_ensure_prepared_builds_synth_but_not_real_datasets(tmp_path, fake_synth):
