@@ -6,9 +6,16 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from conftest import SYNTH_RES, SYNTH_TEST, SYNTH_TRAIN, fake_render_face, make_config
+from conftest import (
+  SYNTH_RES,
+  SYNTH_TEST,
+  SYNTH_TRAIN,
+  build_fake_synth,
+  fake_render_face,
+  make_config,
+)
 
-from hrface_jax.data import augment, builders, pipeline
+from hrface_jax.data import augment, builders, pipeline, prepare
 
 
 def _take(it, n):
@@ -208,3 +215,20 @@ def test_fast_high_resolution_path_gives_the_same_examples(synth_data_dir):
   assert spy.call_count < steps * plain.batch_size - SYNTH_TRAIN // 2
   # The translation was applied (not all frames are the stored ones).
   assert any(_seed_of_or_none(lm) is None for b in want for lm in b["landmarks"])
+
+
+def test_raw_frames_give_the_batches_png_frames_give(synth_data_dir, tmp_path):
+  """The fast input path's stored form (binary PPM frames, decoded as views)
+  gives the same examples as PNG frames, step for step, augmentation on."""
+  png_dir = str(tmp_path / "png")
+  with mock.patch.object(builders, "encode_ppm", builders.encode_png):
+    build_fake_synth(png_dir, SYNTH_RES, SYNTH_TRAIN, SYNTH_TEST)
+  source = prepare.get_data_source(make_config(png_dir), "train")
+  assert source[0]["image_png"][:4] == b"\x89PNG"
+  source = prepare.get_data_source(make_config(synth_data_dir), "train")
+  assert source[0]["image_png"][:2] == b"P6"
+  steps = SYNTH_TRAIN // 4 + 2  # into the second epoch
+  _assert_same(
+    _take(_train(make_config(synth_data_dir, data_cache_gb=1.0)), steps),
+    _take(_train(make_config(png_dir)), steps),
+  )
