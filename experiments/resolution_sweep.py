@@ -253,11 +253,7 @@ def train_memory(config: ml_collections.ConfigDict) -> dict[str, int]:
   from hrface_jax import profile  # noqa: PLC0415
 
   batch = max(1, config.batch_size // jax.process_count() // jax.local_device_count())
-  rec = next(
-    r
-    for r in profile.profile_resolution(config, config.resolution, batch)
-    if r["step"] == "train"
-  )
+  (rec,) = profile.profile_resolution(config, config.resolution, batch, ("train",))
   return {
     "train_temp_bytes": rec["temp_bytes"],
     "train_argument_bytes": rec["argument_bytes"],

@@ -53,6 +53,12 @@ def test_profile_regional_records_in_process():
   assert [r["model"] for r in records] == ["regional", "regional"]
   assert all(r["temp_bytes"] > 0 for r in records)
   assert "regional" in profile.format_table(records)
+  # Compiled for analysis only (no backend optimisation): the same figures
+  # as a fully optimised compile.
+  full = profile.profile_resolution(cfg, 128, 1, ("train",), compiler_options=None)
+  assert full == records[:1]
+  with pytest.raises(ValueError, match="profile step 'eval'"):
+    profile.profile_resolution(cfg, 128, 1, ("eval",))
 
 
 @pytest.mark.slow
