@@ -146,7 +146,7 @@ def test_occluder_hides_points_under_it():
   s = _find_seed(lambda p: p["occluder"] is not None and p["occluder"]["kind"] == 0)
   f = synth.render_face(s, 256)
   g = synth.face_geometry(s)
-  poly = synth._occluder_polygon(g, g["params"]["occluder"])
+  poly = synth.occluder_polygon(g, g["params"]["occluder"])
   inside = synth.points_in_polygon(g["landmarks"], poly)
   assert inside.any()
   assert not f["visible"][inside].any()
