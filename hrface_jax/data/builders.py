@@ -3,8 +3,8 @@
 Common features of every dataset:
 
 * ``image_png``: the image as PNG bytes (RGB; decode with
-  :func:`decode_image`). ``tfds.features.Image`` needs TensorFlow to encode,
-  so images are stored as an opaque bytes tensor.
+  :func:`hrface_jax.image_io.decode_image`). ``tfds.features.Image`` needs
+  TensorFlow to encode, so images are stored as an opaque bytes tensor.
 * ``image_shape``: int32 [3] (H, W, 3).
 * ``landmarks``: float32 [N, 2] (x, y), 0-based pixels, pixel centres at
   integer coordinates. Conversions happen here, once: iBUG ``.pts`` are
@@ -56,6 +56,9 @@ import tensorflow_datasets as tfds
 from hrface_jax import markup as markup_lib
 from hrface_jax.data import formats
 
+# Re-exported: the input pipeline decodes the stored PNGs with it.
+from hrface_jax.image_io import decode_image as decode_image
+
 VERSION = tfds.core.Version("1.0.0")
 TEST_SEED_OFFSET = 1_000_000  # synth test seeds start here (train: 0, 1, ...)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -84,14 +87,6 @@ def encode_png(image_rgb: np.ndarray) -> bytes:
   if not ok:
     raise ValueError(f"PNG encoding failed for an image of shape {image_rgb.shape}")
   return buf.tobytes()
-
-
-def decode_image(data: bytes) -> np.ndarray:
-  """Encoded image bytes -> uint8 [H, W, 3] RGB."""
-  image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-  if image is None:
-    raise ValueError(f"could not decode image ({len(data)} bytes)")
-  return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def _read_image(path: str) -> np.ndarray:
