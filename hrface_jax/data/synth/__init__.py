@@ -39,7 +39,6 @@ from hrface_jax.data.synth.params import (
   NUM_LANDMARKS,
   RIGHT_BROW,
   RIGHT_EYE,
-  landmark_groups,
   sample_params,
 )
 from hrface_jax.data.synth.primitives import points_in_polygon
@@ -55,7 +54,6 @@ __all__ = [
   "RIGHT_BROW",
   "RIGHT_EYE",
   "face_geometry",
-  "landmark_groups",
   "occluder_polygon",
   "points_in_polygon",
   "render_face",

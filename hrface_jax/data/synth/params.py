@@ -7,8 +7,6 @@ changing that order changes every face.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 NUM_LANDMARKS = 68
@@ -172,16 +170,3 @@ def _sample_scene(r: np.random.Generator, p: dict) -> None:
   p["noise"] = u(0.0, 6.0)
   p["wb"] = 1 + r.normal(0, 0.06, 3)
   p["gamma"] = u(0.85, 1.15)
-
-
-def landmark_groups() -> dict[str, Sequence[int]]:
-  """iBUG-68 index groups used by the renderer."""
-  return {
-    "jaw": JAW,
-    "right_brow": RIGHT_BROW,
-    "left_brow": LEFT_BROW,
-    "nose": NOSE,
-    "right_eye": RIGHT_EYE,
-    "left_eye": LEFT_EYE,
-    "mouth": MOUTH,
-  }
