@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import io
 import os
+import re
+import struct
 import warnings
 
+import cv2
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
@@ -25,6 +28,7 @@ if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_PIXELS:
   Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 class ImageLoadError(ValueError):
@@ -72,7 +76,9 @@ def _read(path: str) -> bytes:
 
 
 def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
-  """Decodes encoded image bytes like :func:`load_image`; ``name`` goes in errors."""
+  """Decodes encoded image bytes like :func:`load_image`; ``name`` goes in
+  errors. A stored dataset frame (binary PPM) comes back as a read-only view
+  of ``data``."""
   return _decode(data, name, 1)[0]
 
 
@@ -80,6 +86,12 @@ def _decode(data: bytes, name: str, reduce: int) -> tuple[np.ndarray, int]:
   """(uint8 [H, W, 3], the factor it was decoded smaller by)."""
   if not data:
     raise ImageLoadError(f"{name}: empty file, not an image")
+  raw = _decode_ppm(data, name)
+  if raw is not None:
+    return raw, 1
+  plain = _decode_plain_png(data)
+  if plain is not None:
+    return plain, 1
   try:
     # Our size check below replaces PIL's decompression-bomb warning.
     with warnings.catch_warnings():
@@ -123,6 +135,64 @@ def _decode(data: bytes, name: str, reduce: int) -> tuple[np.ndarray, int]:
         f"{name}: truncated or corrupt {img.format or 'image'} file: {e}"
       ) from e
     return _to_rgb8(img, name), factor
+
+
+# The header data.builders.encode_ppm writes (other PPMs go to PIL).
+_PPM_HEADER = re.compile(rb"P6\n(\d+) (\d+)\n255\n")
+
+
+def _decode_ppm(data: bytes, name: str) -> np.ndarray | None:
+  """A binary PPM as the datasets store rendered frames: a read-only view of
+  ``data`` (no copy, no decoding); None for anything else."""
+  m = _PPM_HEADER.match(data)
+  if m is None:
+    return None
+  w, h = int(m[1]), int(m[2])
+  if not 0 < w * h <= MAX_PIXELS:
+    return None  # PIL names the problem
+  if len(data) - m.end() != w * h * 3:
+    raise ImageLoadError(
+      f"{name}: truncated or corrupt PPM file: {w} x {h} pixels need"
+      f" {w * h * 3} bytes, it holds {len(data) - m.end()}"
+    )
+  return np.frombuffer(data, np.uint8, w * h * 3, m.end()).reshape(h, w, 3)
+
+
+def _decode_plain_png(data: bytes) -> np.ndarray | None:
+  """An 8-bit RGB PNG without EXIF decoded by OpenCV, else None.
+
+  That is the format the datasets store (``data.builders.encode_png``): OpenCV
+  gives the same pixels as PIL, about 1.4x faster at 4096^2, where the
+  training input pipeline is the bottleneck. None also for a file OpenCV
+  cannot decode, so that the PIL path names what is wrong with it.
+  """
+  size = _plain_png_size(data)
+  if size is None or not 0 < size[0] * size[1] <= MAX_PIXELS:
+    return None
+  # No eXIf chunk, so there is no orientation for OpenCV to apply.
+  image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+  if image is None or image.shape != (size[1], size[0], 3):
+    return None
+  return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _plain_png_size(data: bytes) -> tuple[int, int] | None:
+  """(width, height) from the header of an 8-bit RGB PNG with no eXIf chunk
+  before its pixel data (where the PNG spec puts it), else None."""
+  if not data.startswith(_PNG_SIGNATURE) or data[12:16] != b"IHDR":
+    return None
+  width, height, depth, colour_type = struct.unpack(">IIBB", data[16:26])
+  if depth != 8 or colour_type != 2:
+    return None
+  pos = 8
+  while pos + 8 <= len(data):
+    length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+    if kind == b"IDAT":
+      return width, height
+    if kind == b"eXIf":
+      return None
+    pos += 12 + length
+  return None
 
 
 def _to_rgb8(img: Image.Image, name: str) -> np.ndarray:

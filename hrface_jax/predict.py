@@ -19,7 +19,6 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 from absl import app, flags
@@ -72,11 +71,6 @@ def parse_bbox(values: Sequence[str] | str | None) -> np.ndarray | None:
   return boxes
 
 
-def _write_json(path: str, obj: Any) -> None:
-  """Atomic JSON write."""
-  atomic.write_json(path, obj, indent=1)
-
-
 def largest_face(faces: Sequence[Face]) -> Face:
   return max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
 
@@ -86,7 +80,7 @@ def write_outputs(
 ) -> None:
   """STEM.json (all faces), STEM.pts (largest, 1-based), STEM_landmarks.png."""
   h, w = image.shape[:2]
-  _write_json(
+  atomic.write_json(
     os.path.join(out, f"{stem}.json"),
     {
       "image": os.path.abspath(path),
@@ -103,6 +97,7 @@ def write_outputs(
         for f in faces
       ],
     },
+    indent=1,
   )
   # iBUG .pts files are 1-based (MATLAB convention).
   formats.write_pts(

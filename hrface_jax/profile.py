@@ -160,10 +160,6 @@ def format_table(records: list[dict[str, Any]]) -> str:
   return "\n".join([_HEADER] + [format_row(r) for r in records])
 
 
-def write_json(path: str, records: list[dict[str, Any]]) -> None:
-  atomic.write_json(path, records)
-
-
 def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -189,7 +185,7 @@ def main(argv) -> None:
       print(format_row(r), flush=True)
     records.extend(recs)
   if _JSON.value:
-    write_json(_JSON.value, records)
+    atomic.write_json(_JSON.value, records)
     print(f"wrote {_JSON.value}")
 
 

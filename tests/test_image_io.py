@@ -1,8 +1,10 @@
 """image_io: formats, EXIF orientation, conversions and every failure mode."""
 
+import io
 import struct
 import zlib
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -184,3 +186,21 @@ def test_reduced_jpeg_decode_is_an_area_average(tmp_path):
   np.testing.assert_array_equal(same, full)
   with pytest.raises(ValueError, match="reduce=3"):
     image_io.load_image_reduced(jpeg, 3)
+
+
+def test_plain_png_decodes_like_pil_and_exif_png_is_oriented(tmp_path):
+  # 8-bit RGB PNGs as the datasets store them (written by OpenCV) take
+  # OpenCV's faster path: the same pixels as PIL's.
+  a = np.random.default_rng(1).integers(0, 256, (37, 41, 3), dtype=np.uint8)
+  data = cv2.imencode(".png", cv2.cvtColor(a, cv2.COLOR_RGB2BGR))[1].tobytes()
+  np.testing.assert_array_equal(image_io.decode_image(data), a)
+  np.testing.assert_array_equal(
+    image_io.decode_image(data), np.asarray(Image.open(io.BytesIO(data)))
+  )
+  # A PNG with an EXIF orientation (eXIf chunk) is turned like a JPEG.
+  exif = Image.Exif()
+  exif[0x0112] = 6
+  Image.fromarray(_marked_rgb()).save(tmp_path / "o6.png", exif=exif)
+  img = load_image(tmp_path / "o6.png")
+  assert img.shape == (50, 30, 3)
+  np.testing.assert_array_equal(img[2, -3], (255, 0, 0))

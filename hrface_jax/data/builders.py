@@ -2,14 +2,14 @@
 
 Common features of every dataset:
 
-* ``image_png``: the encoded image (RGB; decode with :func:`decode_image`):
-  PNG bytes, except ``hrface_synth``'s rendered frames, which are binary PPM
-  (raw pixels behind a short header, :func:`encode_ppm`): decoding one is a
-  view of the bytes, where a 4096^2 PNG takes ~0.3 s to decode and ~1.2 s to
-  encode on one core, and PNG saves only a third of the bytes of the
-  renderer's noisy skin. Datasets prepared with PNG frames read the same.
-  ``tfds.features.Image`` needs TensorFlow to encode, so images are stored
-  as an opaque bytes tensor.
+* ``image_png``: the encoded image (RGB; decode with
+  :func:`hrface_jax.image_io.decode_image`): PNG bytes, except
+  ``hrface_synth``'s rendered frames, which are binary PPM (raw pixels behind
+  a short header, :func:`encode_ppm`): decoding one is a view of the bytes,
+  where a 4096^2 PNG takes ~0.3 s to decode and ~1.2 s to encode on one core,
+  and PNG saves only a third of the bytes of the renderer's noisy skin.
+  Datasets prepared with PNG frames read the same. ``tfds.features.Image``
+  needs TensorFlow to encode, so images are stored as an opaque bytes tensor.
 * ``image_shape``: int32 [3] (H, W, 3).
 * ``landmarks``: float32 [N, 2] (x, y), 0-based pixels, pixel centres at
   integer coordinates. Conversions happen here, once: iBUG ``.pts`` are
@@ -49,7 +49,6 @@ import importlib.util
 import logging
 import multiprocessing
 import os
-import re
 import shutil
 import tempfile
 import types
@@ -62,6 +61,9 @@ import tensorflow_datasets as tfds
 from hrface_jax import markup as markup_lib
 from hrface_jax.data import formats
 
+# Re-exported: the input pipeline decodes the stored PNGs with it.
+from hrface_jax.image_io import decode_image as decode_image
+
 VERSION = tfds.core.Version("1.0.0")
 TEST_SEED_OFFSET = 1_000_000  # synth test seeds start here (train: 0, 1, ...)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -69,8 +71,8 @@ DEFAULT_TEST_DIRS = ("test", "testset", "test_set", "testing")
 HOLDOUT_FRACTION = 0.1
 
 # hrface_synth standard sizes (train, test). Render time grows from ~0.05 s
-# (256) to ~1.3 s (4096) per face and a 4096 frame is 50 MB, so the large
-# resolutions get fewer faces (4096: 400 faces, 20 GB).
+# (256) to ~2 s (4096) per face and a 4096 PNG is 10-25 MB, so the large
+# resolutions get fewer faces (4096: ~400 faces, ~4-10 GB).
 SYNTH_SIZES = {
   256: (2000, 200),
   512: (2000, 200),
@@ -94,44 +96,14 @@ def encode_png(image_rgb: np.ndarray) -> bytes:
 
 def encode_ppm(image_rgb: np.ndarray) -> bytes:
   """uint8 [H, W, 3] RGB -> binary PPM (P6): the pixels as they are, behind a
-  header any image reader understands."""
+  header any image reader understands (decoded as a view by
+  :func:`hrface_jax.image_io.decode_image`)."""
   if image_rgb.dtype != np.uint8 or image_rgb.ndim != 3 or image_rgb.shape[2] != 3:
     raise ValueError(
       f"PPM encoding needs uint8 [H, W, 3], got {image_rgb.dtype} {image_rgb.shape}"
     )
   h, w = image_rgb.shape[:2]
   return b"P6\n%d %d\n255\n" % (w, h) + np.ascontiguousarray(image_rgb).tobytes()
-
-
-# The header encode_ppm writes (other PPMs, e.g. with comments, go to OpenCV).
-_PPM_HEADER = re.compile(rb"P6\n(\d+) (\d+)\n255\n")
-
-
-def _decode_ppm(data: bytes) -> np.ndarray | None:
-  """encode_ppm's bytes -> a read-only uint8 [H, W, 3] view of them (no
-  copy); None for anything else."""
-  m = _PPM_HEADER.match(data)
-  if m is None:
-    return None
-  w, h = int(m[1]), int(m[2])
-  if len(data) - m.end() != w * h * 3:
-    raise ValueError(
-      f"PPM image of {w} x {h} pixels holds {len(data) - m.end()} bytes of"
-      f" pixels, expected {w * h * 3}: truncated or corrupt"
-    )
-  return np.frombuffer(data, np.uint8, w * h * 3, m.end()).reshape(h, w, 3)
-
-
-def decode_image(data: bytes) -> np.ndarray:
-  """Encoded image bytes -> uint8 [H, W, 3] RGB (read-only for encode_ppm's
-  frames: a view of ``data``)."""
-  image = _decode_ppm(data)
-  if image is not None:
-    return image
-  image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-  if image is None:
-    raise ValueError(f"could not decode image ({len(data)} bytes)")
-  return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def _read_image(path: str) -> np.ndarray:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import tempfile
 
 import numpy as np
+
 from hrface_jax.atomic import atomic_open
 
 WFLW_NUM_POINTS = 98
