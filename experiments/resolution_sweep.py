@@ -280,8 +280,11 @@ def train_throughput(workdir: str) -> float | None:
   return float(values[len(values) // 2]) if values else None
 
 
-def infer_ms_per_image(config, params, iters: int) -> float:
-  """Mean ms per image of the pmapped inference step (warm-up excluded)."""
+def infer_ms_per_image(
+  config, params, iters: int, p_predict: Callable | None = None
+) -> float:
+  """Mean ms per image of the pmapped inference step (warm-up excluded);
+  ``p_predict``: the one evaluation compiled for these shapes, if any."""
   import jax  # noqa: PLC0415
   import numpy as np  # noqa: PLC0415
   from flax import jax_utils  # noqa: PLC0415
@@ -291,7 +294,8 @@ def infer_ms_per_image(config, params, iters: int) -> float:
   devices = jax.local_devices()
   n = len(devices)
   per = max(1, config.batch_size // jax.process_count() // n)
-  p_predict = evaluation.make_p_predict(models.build_model(config))
+  if p_predict is None:
+    p_predict = evaluation.make_p_predict(models.build_model(config))
   p_params = jax_utils.replicate(params, devices)
   rng = np.random.default_rng(0)
   r = config.resolution
@@ -327,14 +331,17 @@ def model_params(params: dict, config: ml_collections.ConfigDict) -> dict:
   return params
 
 
-def evaluate_params(config: ml_collections.ConfigDict, params: dict) -> dict:
+def evaluate_params(
+  config: ml_collections.ConfigDict, params: dict, p_predict: Callable | None = None
+) -> dict:
   """Final metrics of ``params`` on ``config``'s eval split."""
   import jax  # noqa: PLC0415
   from flax import jax_utils  # noqa: PLC0415
 
   from hrface_jax import evaluation, models  # noqa: PLC0415
 
-  p_predict = evaluation.make_p_predict(models.build_model(config))
+  if p_predict is None:
+    p_predict = evaluation.make_p_predict(models.build_model(config))
   preds = evaluation.predict_split(
     config,
     p_predict,
@@ -456,7 +463,7 @@ def run_one(
   log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
   """Trains (if not yet) and evaluates one (model, resolution); its record."""
-  from hrface_jax import checkpointing  # noqa: PLC0415
+  from hrface_jax import checkpointing, evaluation, models  # noqa: PLC0415
 
   job = "regional" if model == "regional_patches" else model
   config = eval_config_at(sweep, model, resolution)
@@ -511,10 +518,13 @@ def run_one(
     t0 = time.perf_counter()
     _, params, _ = checkpointing.load_for_inference(trained["workdir"])
     params = model_params(params, config)
-    metrics = evaluate_params(config, params)
+    # One compiled inference step for the evaluation and the timing (their
+    # batches have the same shape).
+    p_predict = evaluation.make_p_predict(models.build_model(config))
+    metrics = evaluate_params(config, params, p_predict)
     record["eval_seconds"] = round(time.perf_counter() - t0, 1)
     record["infer_ms_per_image"] = infer_ms_per_image(
-      config, params, int(sweep.infer_timing_iters)
+      config, params, int(sweep.infer_timing_iters), p_predict
     )
   except Exception as e:  # noqa: BLE001
     if not is_oom(e):
