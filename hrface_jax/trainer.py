@@ -1,9 +1,9 @@
 """The training loop (library side of ``python -m hrface_jax.train``).
 
-Data parallel over all local devices with ``jax.pmap`` (gradients averaged
-with ``lax.pmean``), multi-host through ``jax.distributed``. Resumes from the
-workdir's latest checkpoint, continuing the same data order; SIGTERM saves a
-checkpoint and exits.
+Data parallel over all devices with ``jax.pmap`` (gradients averaged with
+``lax.pmean``), multi-host through ``jax.distributed`` (started by
+:mod:`hrface_jax.multihost`). Resumes from the workdir's latest checkpoint,
+continuing the same data order; SIGTERM saves a checkpoint and exits.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from hrface_jax import checkpointing, config_lib, evaluation, models, optim, sta
 from hrface_jax import markup as markup_lib
 from hrface_jax.data import pipeline
 from hrface_jax.models.config import CENTER_MODES
+from hrface_jax.multihost import maybe_initialize as maybe_initialize_distributed  # noqa: F401
 from hrface_jax.train_state import TrainState, create_train_state
 from hrface_jax.writers import MetricWriter
 
@@ -235,21 +236,6 @@ def make_p_train_step(
 # ----------------------------------------------------------------------------
 # Host-side helpers.
 # ----------------------------------------------------------------------------
-
-
-def maybe_initialize_distributed(config: ml_collections.ConfigDict) -> None:
-  """jax.distributed.initialize() when asked to, or when a cluster is detected."""
-  if config.distributed == "off":
-    return
-  env = os.environ
-  detected = (
-    "JAX_COORDINATOR_ADDRESS" in env
-    or int(env.get("SLURM_NTASKS", "1")) > 1
-    or int(env.get("OMPI_COMM_WORLD_SIZE", "1")) > 1
-    or "," in env.get("TPU_WORKER_HOSTNAMES", "")
-  )
-  if config.distributed == "on" or detected:
-    jax.distributed.initialize()
 
 
 def _device_axis(devices) -> jax.NamedSharding:
