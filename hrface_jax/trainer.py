@@ -50,7 +50,7 @@ def _example_keys(rng: jax.Array, step: jax.Array, first_index: jax.Array, n: in
   """One PRNG key per example, from its global index in the batch.
 
   Keys depend on (step, global example index) only, so the same global batch
-  gets the same randomness on 1 device or N.
+  gets the same randomness on 1 device or N, in 1 process or N.
   """
   step_key = jax.random.fold_in(rng, step)
   return jax.vmap(lambda i: jax.random.fold_in(step_key, i))(
@@ -143,7 +143,6 @@ def train_step(
   cfg: ml_collections.ConfigDict,
   markup: markup_lib.Markup,
   schedule: optax.Schedule,
-  process_offset: int,
   coarse_only: bool = False,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
   """One update on this device's share of the global batch.
@@ -153,7 +152,9 @@ def train_step(
   the losses of) its coarse network alone; the update is the same.
   """
   n = batch["image"].shape[0]
-  first = process_offset + jax.lax.axis_index(AXIS) * n
+  # The pmap axis spans every process's devices, process-major (JAX's order
+  # for multi-process pmap): the layout of the global batch's slices.
+  first = jax.lax.axis_index(AXIS) * n
   keys = _example_keys(state.rng, state.step, first, n)
   crop_kwargs = train_crop_centers(
     cfg, markup, batch["landmarks"], keys, controls["crop_mode"]
@@ -214,10 +215,10 @@ def make_p_train_step(
   config, model, tx, devices=None, *, coarse_only: bool = False
 ) -> Callable:
   """The pmapped ``step(state, batch, controls)`` over ``devices`` (default:
-  all local). ``controls`` (:func:`hrface_jax.stages.stage_controls`) are the
+  every process's; each feeds its local ones its slice of the global batch).
+  ``controls`` (:func:`hrface_jax.stages.stage_controls`) are the
   same on every device; every stage runs the one compiled step, except a
   regional model's coarse stage with ``coarse_only`` (:func:`train_step`)."""
-  local_batch = config.batch_size // jax.process_count()
   step = functools.partial(
     train_step,
     model=model,
@@ -225,7 +226,6 @@ def make_p_train_step(
     cfg=config,
     markup=markup_lib.get_markup(config.markup),
     schedule=optim.learning_rate_schedule(config),
-    process_offset=jax.process_index() * local_batch,
     coarse_only=coarse_only,
   )
   return jax.pmap(

@@ -3,10 +3,12 @@ localhost (gloo CPU collectives) training like one."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
-from conftest import tiny_config
+from conftest import make_config, tiny_config
 
 from hrface_jax import multihost
+from hrface_jax.data import pipeline
 
 PLAIN_HOST = {
   "JAX_COORDINATOR_ADDRESS": "10.0.0.1:1234",
@@ -75,3 +77,57 @@ def test_initialize_gets_the_variables_and_the_collectives(monkeypatch, tmp_path
     multihost.maybe_initialize(
       config, {**PLAIN_HOST, "JAX_CPU_COLLECTIVES_IMPLEMENTATION": "nccl"}
     )
+
+
+@pytest.mark.parametrize("processes", [1, 2, 4])
+def test_each_process_reads_its_own_slice_of_every_global_batch(processes):
+  local, steps = 3, 5
+  reads = [
+    [
+      pipeline.global_example_index(i, local, p, processes)
+      for i in range(steps * local)
+    ]
+    for p in range(processes)
+  ]
+  for step in range(steps):
+    # Global batch `step`: process p reads its p-th slice, in order.
+    batch = [reads[p][step * local : (step + 1) * local] for p in range(processes)]
+    first = step * local * processes
+    assert sum(batch, []) == list(range(first, first + local * processes))
+
+
+@pytest.mark.parametrize("augment", [True, False])
+def test_process_batches_concatenate_to_the_one_process_batch(synth_data_dir, augment):
+  """Same examples, same augmentation: the global batch does not depend on
+  how many processes read it."""
+  config = make_config(synth_data_dir, batch_size=4, **{"augment.enabled": augment})
+  one = pipeline.make_train_iterator(config, process_index=0, process_count=1)
+  two = [
+    pipeline.make_train_iterator(config, process_index=p, process_count=2)
+    for p in range(2)
+  ]
+  for _ in range(4):  # 16 examples: past the first epoch of 12
+    whole, halves = next(one), [next(it) for it in two]
+    assert halves[0]["image"].shape[0] == 2
+    for key in whole:
+      np.testing.assert_array_equal(
+        whole[key], np.concatenate([h[key] for h in halves]), err_msg=key
+      )
+    if not augment:  # unaugmented, an example is known by its landmarks
+      a, b = (h["landmarks"].reshape(2, -1) for h in halves)
+      assert not (a[:, None] == b[None]).all(-1).any()  # none in both slices
+
+
+def test_eval_shares_cover_the_first_examples_once(synth_data_dir):
+  config = make_config(synth_data_dir, batch_size=2)
+  shares = [
+    list(
+      pipeline.make_eval_iterator(
+        config, "test", max_examples=3, process_index=p, process_count=2
+      )
+    )
+    for p in range(2)
+  ]
+  assert len(shares[0]) == len(shares[1])  # lock-step
+  seen = [int(i) for s in shares for b in s for i in b["index"][b["mask"]]]
+  assert sorted(seen) == [0, 1, 2]
