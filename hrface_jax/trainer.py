@@ -25,10 +25,11 @@ import numpy as np
 import optax
 from absl import logging
 from flax import jax_utils
+from jax.experimental import multihost_utils
 
 from hrface_jax import checkpointing, config_lib, evaluation, models, optim, stages
 from hrface_jax import markup as markup_lib
-from hrface_jax.data import pipeline
+from hrface_jax.data import pipeline, prepare
 from hrface_jax.models.config import CENTER_MODES
 from hrface_jax.multihost import maybe_initialize as maybe_initialize_distributed  # noqa: F401
 from hrface_jax.train_state import TrainState, create_train_state
@@ -369,6 +370,12 @@ def train_and_evaluate(
   checkpointer = checkpointing.Checkpointer(
     workdir, keep_last=config.keep_checkpoints, keep_best=config.keep_best_checkpoints
   )
+  if jax.process_count() > 1:
+    # hrface_synth renders itself on first use: once, by process 0, not by
+    # every process into the same folder at the same time.
+    if is_main:
+      prepare.ensure_prepared(config)
+    multihost_utils.sync_global_devices("hrface_jax: dataset prepared")
   train_iter = pipeline.make_train_iterator(config)
   latest = checkpointer.latest_step()
   if latest is not None:
