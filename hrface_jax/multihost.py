@@ -6,6 +6,11 @@ coordinator, the process count and this process's id by itself. Plain hosts:
 and ``JAX_PROCESS_ID``; JAX reads only the first, so the other two are passed
 here. ``JAX_CPU_COLLECTIVES_IMPLEMENTATION`` (``gloo`` or ``mpi``) chooses the
 CPU collectives of processes without accelerators.
+
+When a process dies, the others' next collective fails at once;
+:func:`describe_runtime_failure` then names the lost process in one line
+(the train CLI prints it and exits 1), before JAX's heartbeat timeout
+(``config.distributed_timeout_s``) would abort them.
 """
 
 from __future__ import annotations
@@ -166,13 +171,14 @@ def lost_processes(window_s: float = 5.0) -> list[int]:
   return sorted(set(range(count)) - seen)
 
 
-def describe_runtime_failure(error: BaseException) -> str | None:
+def describe_runtime_failure(error: BaseException, window_s: float = 5.0) -> str | None:
   """A one-line message naming the lost process(es) behind ``error``, or None
-  when every process is still there (then ``error`` is not about a peer)."""
+  when every process checks in within ``window_s`` (then ``error`` is not
+  about a peer)."""
   me, count = jax.process_index(), jax.process_count()
   cause = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
   try:
-    lost = lost_processes()
+    lost = lost_processes(window_s)
   except ConnectionError:
     return (
       f"process {me} of {count}: lost JAX process 0, the coordinator "

@@ -89,6 +89,50 @@ def test_initialize_gets_the_variables_and_the_collectives(monkeypatch, tmp_path
     )
 
 
+class _FakeCoordinationService:
+  """The key-value store of JAX's coordination service, as the client sees it."""
+
+  def __init__(self, checked_in=(), reachable=True):
+    self.store = {f"hrface_jax/alive/{p}": "1" for p in checked_in}
+    self.reachable = reachable
+
+  def key_value_set(self, key, value, allow_overwrite=False):
+    if not self.reachable:
+      raise RuntimeError("UNAVAILABLE: Failed to send RPC to coordination service")
+    self.store[key] = value
+
+  def key_value_dir_get(self, prefix):
+    return [(k, v) for k, v in self.store.items() if k.startswith(prefix)]
+
+
+def test_a_failed_collective_names_the_lost_process(monkeypatch):
+  gloo = jax.errors.JaxRuntimeError(
+    "UNKNOWN: Gloo all-reduce failed: Connection reset by peer\nmore"
+  )
+  assert not multihost.is_runtime_failure(gloo)  # one process: not about peers
+  monkeypatch.setattr(multihost.jax, "process_count", lambda: 3)
+  monkeypatch.setattr(multihost.jax, "process_index", lambda: 0)
+  assert multihost.is_runtime_failure(gloo)
+  assert multihost.is_runtime_failure(ValueError("UNKNOWN: Gloo all-reduce failed"))
+  assert not multihost.is_runtime_failure(ValueError("config.batch_size=3: ..."))
+
+  service = _FakeCoordinationService(checked_in=[2])  # process 1 never checks in
+  monkeypatch.setattr(multihost, "_client", lambda: service)
+  message = multihost.describe_runtime_failure(gloo, window_s=0.3)
+  assert message == (
+    "process 0 of 3: lost JAX process 1: it died or stopped responding "
+    "(UNKNOWN: Gloo all-reduce failed: Connection reset by peer)"
+  )
+  service.store["hrface_jax/alive/1"] = "1"  # everyone there: not a lost peer
+  assert multihost.describe_runtime_failure(gloo, window_s=0.3) is None
+  service.reachable = False  # the coordinator (in process 0) is gone
+  monkeypatch.setattr(multihost.jax, "process_index", lambda: 1)
+  monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "10.0.0.1:1234")
+  assert multihost.describe_runtime_failure(gloo).startswith(
+    "process 1 of 3: lost JAX process 0, the coordinator (10.0.0.1:1234)"
+  )
+
+
 @pytest.mark.parametrize("processes", [1, 2, 4])
 def test_each_process_reads_its_own_slice_of_every_global_batch(processes):
   local, steps = 3, 5
