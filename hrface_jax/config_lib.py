@@ -76,6 +76,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.device_prefetch_batches = 2  # batches put on the devices ahead of the step
   # Multi-host: "auto" initialises jax.distributed when a cluster is detected.
   config.distributed = "auto"  # "auto" | "on" | "off"
+  # A process without a heartbeat for this long is declared lost; the others
+  # then stop with an error instead of waiting for it.
+  config.distributed_timeout_s = 30
 
   data_config.add_defaults(config)
   model_config.add_defaults(config)
@@ -192,6 +195,7 @@ def validate_config(
     "log_every_steps",
     "eval_every_steps",
     "checkpoint_every_steps",
+    "distributed_timeout_s",
   ):
     _positive_int(config, field)
   if not config.learning_rate > 0:

@@ -12,6 +12,7 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
+from jax.experimental import multihost_utils
 from tqdm import tqdm
 
 from hrface_jax import atomic
@@ -47,6 +48,15 @@ def to_original_pixels(points: np.ndarray, transform: np.ndarray) -> np.ndarray:
   return np.einsum("bij,blj->bli", inv, points - t[:, None, :])
 
 
+def _all_processes(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """Every process's ``batch`` (same keys and shapes on each), concatenated
+  along the batch axis: a collective every process must call."""
+  if jax.process_count() == 1:
+    return batch
+  gathered = multihost_utils.process_allgather(batch)  # [processes, B, ...]
+  return {k: np.asarray(v).reshape(-1, *v.shape[2:]) for k, v in gathered.items()}
+
+
 def predict_split(
   config: ml_collections.ConfigDict,
   p_predict: Callable,
@@ -56,22 +66,20 @@ def predict_split(
   max_examples: int = 0,
   progress: bool = False,
 ) -> dict[str, np.ndarray]:
-  """Runs the model over ``split``; returns per-image host arrays.
+  """Runs the model over ``split`` (its first ``max_examples`` if > 0);
+  returns per-image host arrays, in split order.
 
   Keys: ``index``, ``true`` and ``pred`` (+ ``coarse``, ``confidence``) in
   original-image pixels, and ``transform`` (original -> network image).
+  Several processes each predict their share; every process returns all.
   """
   devices = jax.local_devices()
   n = len(devices)
   out: dict[str, list[np.ndarray]] = {}
-  it = pipeline.make_eval_iterator(config, split)
-  total = None
-  if hasattr(it, "__len__"):
-    total = len(it)
-  seen = 0
+  it = pipeline.make_eval_iterator(config, split, max_examples=max_examples)
   for batch in tqdm(
     it,
-    total=total,
+    total=len(it),
     desc=f"eval {split}",
     disable=not progress,
     unit="batch",
@@ -81,6 +89,11 @@ def predict_split(
     sharded = images.reshape(n, -1, *images.shape[1:])
     preds = jax.device_get(p_predict(p_params, sharded))
     preds = {k: v.reshape(-1, *v.shape[2:]) for k, v in preds.items()}
+    # The padded batches have the same shapes on every process.
+    batch = _all_processes(
+      {k: batch[k] for k in ("index", "mask", "transform", "landmarks")}
+      | {f"pred_{k}": preds[k] for k in PREDICTION_KEYS[:3] if k in preds}
+    )
     keep = np.asarray(batch["mask"], bool)
     transform = np.asarray(batch["transform"], np.float64)[keep]
     record = {
@@ -90,26 +103,22 @@ def predict_split(
         np.asarray(batch["landmarks"], np.float64)[keep], transform
       ),
       "pred": to_original_pixels(
-        preds["landmarks"][keep].astype(np.float64), transform
+        batch["pred_landmarks"][keep].astype(np.float64), transform
       ),
     }
-    if "coarse_landmarks" in preds:
+    if "pred_coarse_landmarks" in batch:
       record["coarse"] = to_original_pixels(
-        preds["coarse_landmarks"][keep].astype(np.float64), transform
+        batch["pred_coarse_landmarks"][keep].astype(np.float64), transform
       )
-    if "confidence" in preds:
-      record["confidence"] = preds["confidence"][keep]
+    if "pred_confidence" in batch:
+      record["confidence"] = batch["pred_confidence"][keep]
     for k, v in record.items():
       out.setdefault(k, []).append(v)
-    seen += int(keep.sum())
-    if max_examples and seen >= max_examples:
-      break
   if not out:
     raise ValueError(f"split {split!r} of dataset {config.dataset!r} has no examples")
   result = {k: np.concatenate(v) for k, v in out.items()}
-  if max_examples:
-    result = {k: v[:max_examples] for k, v in result.items()}
-  return result
+  order = np.argsort(result["index"], kind="stable")  # processes interleave
+  return {k: v[order] for k, v in result.items()}
 
 
 def compute_metrics(

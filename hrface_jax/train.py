@@ -9,11 +9,13 @@ itself is :func:`hrface_jax.trainer.train_and_evaluate`.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from absl import app, flags
 from ml_collections import config_flags
 
+from hrface_jax import multihost
 from hrface_jax.cli import private_flags_parser, quiet_logging
 from hrface_jax.trainer import (  # noqa: F401  (re-exported for scripts)
   NonFiniteLossError,
@@ -42,10 +44,18 @@ def main(argv):
   if FLAGS.config is None or FLAGS.workdir is None:
     raise app.UsageError("--config and --workdir are required")
   config = FLAGS.config
-  maybe_initialize_distributed(config)
   try:
+    maybe_initialize_distributed(config)
     train_and_evaluate(config, FLAGS.workdir)
-  except (ValueError, NonFiniteLossError, FileNotFoundError) as e:
+  except Exception as e:
+    lost = multihost.is_runtime_failure(e) and multihost.describe_runtime_failure(e)
+    if lost:
+      print(f"hrface_jax.train: error: {lost}", file=sys.stderr, flush=True)
+      # Not sys.exit: JAX's exit handler would wait for the lost process at a
+      # shutdown barrier, then abort.
+      os._exit(1)
+    if not isinstance(e, ValueError | NonFiniteLossError | FileNotFoundError):
+      raise
     print(f"hrface_jax.train: error: {e}", file=sys.stderr)
     sys.exit(1)
 

@@ -1,9 +1,9 @@
 """The training loop (library side of ``python -m hrface_jax.train``).
 
-Data parallel over all local devices with ``jax.pmap`` (gradients averaged
-with ``lax.pmean``), multi-host through ``jax.distributed``. Resumes from the
-workdir's latest checkpoint, continuing the same data order; SIGTERM saves a
-checkpoint and exits.
+Data parallel over all devices with ``jax.pmap`` (gradients averaged with
+``lax.pmean``), multi-host through ``jax.distributed`` (started by
+:mod:`hrface_jax.multihost`). Resumes from the workdir's latest checkpoint,
+continuing the same data order; SIGTERM saves a checkpoint and exits.
 """
 
 from __future__ import annotations
@@ -25,11 +25,13 @@ import numpy as np
 import optax
 from absl import logging
 from flax import jax_utils
+from jax.experimental import multihost_utils
 
 from hrface_jax import checkpointing, config_lib, evaluation, models, optim, stages
 from hrface_jax import markup as markup_lib
-from hrface_jax.data import pipeline
+from hrface_jax.data import pipeline, prepare
 from hrface_jax.models.config import CENTER_MODES
+from hrface_jax.multihost import maybe_initialize as maybe_initialize_distributed  # noqa: F401
 from hrface_jax.train_state import TrainState, create_train_state
 from hrface_jax.writers import MetricWriter
 
@@ -49,7 +51,7 @@ def _example_keys(rng: jax.Array, step: jax.Array, first_index: jax.Array, n: in
   """One PRNG key per example, from its global index in the batch.
 
   Keys depend on (step, global example index) only, so the same global batch
-  gets the same randomness on 1 device or N.
+  gets the same randomness on 1 device or N, in 1 process or N.
   """
   step_key = jax.random.fold_in(rng, step)
   return jax.vmap(lambda i: jax.random.fold_in(step_key, i))(
@@ -142,7 +144,6 @@ def train_step(
   cfg: ml_collections.ConfigDict,
   markup: markup_lib.Markup,
   schedule: optax.Schedule,
-  process_offset: int,
   coarse_only: bool = False,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
   """One update on this device's share of the global batch.
@@ -152,7 +153,9 @@ def train_step(
   the losses of) its coarse network alone; the update is the same.
   """
   n = batch["image"].shape[0]
-  first = process_offset + jax.lax.axis_index(AXIS) * n
+  # The pmap axis spans every process's devices, process-major (JAX's order
+  # for multi-process pmap): the layout of the global batch's slices.
+  first = jax.lax.axis_index(AXIS) * n
   keys = _example_keys(state.rng, state.step, first, n)
   crop_kwargs = train_crop_centers(
     cfg, markup, batch["landmarks"], keys, controls["crop_mode"]
@@ -213,10 +216,10 @@ def make_p_train_step(
   config, model, tx, devices=None, *, coarse_only: bool = False
 ) -> Callable:
   """The pmapped ``step(state, batch, controls)`` over ``devices`` (default:
-  all local). ``controls`` (:func:`hrface_jax.stages.stage_controls`) are the
+  every process's; each feeds its local ones its slice of the global batch).
+  ``controls`` (:func:`hrface_jax.stages.stage_controls`) are the
   same on every device; every stage runs the one compiled step, except a
   regional model's coarse stage with ``coarse_only`` (:func:`train_step`)."""
-  local_batch = config.batch_size // jax.process_count()
   step = functools.partial(
     train_step,
     model=model,
@@ -224,7 +227,6 @@ def make_p_train_step(
     cfg=config,
     markup=markup_lib.get_markup(config.markup),
     schedule=optim.learning_rate_schedule(config),
-    process_offset=jax.process_index() * local_batch,
     coarse_only=coarse_only,
   )
   return jax.pmap(
@@ -235,21 +237,6 @@ def make_p_train_step(
 # ----------------------------------------------------------------------------
 # Host-side helpers.
 # ----------------------------------------------------------------------------
-
-
-def maybe_initialize_distributed(config: ml_collections.ConfigDict) -> None:
-  """jax.distributed.initialize() when asked to, or when a cluster is detected."""
-  if config.distributed == "off":
-    return
-  env = os.environ
-  detected = (
-    "JAX_COORDINATOR_ADDRESS" in env
-    or int(env.get("SLURM_NTASKS", "1")) > 1
-    or int(env.get("OMPI_COMM_WORLD_SIZE", "1")) > 1
-    or "," in env.get("TPU_WORKER_HOSTNAMES", "")
-  )
-  if config.distributed == "on" or detected:
-    jax.distributed.initialize()
 
 
 def _device_axis(devices) -> jax.NamedSharding:
@@ -383,6 +370,12 @@ def train_and_evaluate(
   checkpointer = checkpointing.Checkpointer(
     workdir, keep_last=config.keep_checkpoints, keep_best=config.keep_best_checkpoints
   )
+  if jax.process_count() > 1:
+    # hrface_synth renders itself on first use: once, by process 0, not by
+    # every process into the same folder at the same time.
+    if is_main:
+      prepare.ensure_prepared(config)
+    multihost_utils.sync_global_devices("hrface_jax: dataset prepared")
   train_iter = pipeline.make_train_iterator(config)
   latest = checkpointer.latest_step()
   if latest is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 
 # Most of the suite's time is XLA compiling. Tests check behaviour, not speed,
 # so they get XLA's cheapest compile (-38% wall time on the model tests).
@@ -128,6 +129,26 @@ def tiny_config(data_dir: str, **overrides) -> ml_collections.ConfigDict:
   c.regional.widths = (8, 16)
   c.augment.enabled = True
   return with_overrides(c, overrides)
+
+
+def train_command(config_dir, workdir, data_dir: str, **overrides) -> list[str]:
+  """The train CLI on a config file (written to ``config_dir``) that returns
+  ``tiny_config(data_dir, **overrides)``."""
+  tests = os.path.dirname(os.path.abspath(__file__))
+  path = os.path.join(config_dir, "tiny_config.py")
+  with open(path, "w") as f:
+    f.write(
+      f"import sys\nsys.path.insert(0, {tests!r})\n"
+      "from conftest import tiny_config\n\n"
+      f"def get_config():\n  return tiny_config({data_dir!r}, **{overrides!r})\n"
+    )
+  return [
+    sys.executable,
+    "-m",
+    "hrface_jax.train",
+    f"--config={path}",
+    f"--workdir={workdir}",
+  ]
 
 
 def shared_checkpoint(tmp_path_factory) -> str:

@@ -2,15 +2,18 @@
 
 Training::
 
-  it = pipeline.make_train_iterator(config)   # infinite, per-process shard
+  it = pipeline.make_train_iterator(config)   # infinite, this process's slices
   batch = next(it)  # {'image': uint8 [B, R, R, 3], 'landmarks': f32 [B, N, 2]}
   state = it.get_state()          # JSON-serialisable dict
   it.set_state(state)             # resumes exactly (order and augmentation)
 
-``B = config.batch_size // jax.process_count()``. The order is a function of
-``config.seed`` and the process index; the augmentation of each element is a
-function of the seed, the process index and the element's position in the
-(infinite) stream, so resuming from a saved state reproduces it exactly.
+``B = config.batch_size // jax.process_count()``. The global batches are a
+function of ``config.seed`` and the step alone: one shuffled, augmented stream
+of examples (each augmented by its position in the stream), cut into global
+batches of ``config.batch_size``; process ``p`` reads the ``p``-th slice of
+``B`` examples of each (:func:`global_example_index`). So 1 process or N, 1
+device or N, train on the same examples with the same augmentation, and
+resuming from a saved state reproduces them exactly.
 
 Evaluation: :func:`make_eval_iterator` (finite, deterministic, padded).
 """
@@ -136,9 +139,47 @@ class _EvalPreprocess(grain.transforms.MapWithIndex):
     return out
 
 
-def _pipeline_seed(seed: int, process_index: int) -> int:
-  # Distinct augmentation streams per process, all derived from config.seed.
-  return int(np.random.SeedSequence([int(seed), process_index]).generate_state(1)[0])
+def _pipeline_seed(seed: int) -> int:
+  # The 0 was the process index when each process had its own stream; kept so
+  # that single-process runs see the same data as before.
+  return int(np.random.SeedSequence([int(seed), 0]).generate_state(1)[0])
+
+
+def global_example_index(
+  local_index: int, local_batch: int, process_index: int, process_count: int
+) -> int:
+  """Position in the global example stream of a process's ``local_index``-th.
+
+  Global batch ``k`` is the stream's examples ``[k G, (k + 1) G)``, ``G =
+  local_batch * process_count``; process ``p`` reads ``[k G + p B, k G + (p +
+  1) B)`` of it, ``B = local_batch``: disjoint slices, in the order the pmap
+  axis (process-major) lays out the global batch.
+  """
+  step, offset = divmod(local_index, local_batch)
+  return (step * process_count + process_index) * local_batch + offset
+
+
+class _ProcessSlices(grain.MapDataset):
+  """This process's slice of every global batch of ``parent`` (a stream)."""
+
+  def __init__(
+    self, parent: grain.MapDataset, local_batch: int, process_index: int, count: int
+  ):
+    super().__init__(parent)
+    self._local_batch, self._index, self._count = local_batch, process_index, count
+
+  def __len__(self) -> int:
+    return len(self._parent) // self._count
+
+  def __getitem__(self, index):
+    if isinstance(index, slice):
+      return self.slice(index)
+    return self._parent[
+      global_example_index(index, self._local_batch, self._index, self._count)
+    ]
+
+  def __str__(self) -> str:
+    return f"_ProcessSlices(process {self._index} of {self._count})"
 
 
 def _read_options(config: ml_collections.ConfigDict, batch: int) -> grain.ReadOptions:
@@ -170,10 +211,12 @@ def make_train_iterator(
   process_index: int | None = None,
   process_count: int | None = None,
 ) -> grain.DatasetIterator:
-  """Infinite, shuffled, augmented batches of this process's shard.
+  """Infinite, shuffled, augmented batches: this process's slices of the
+  global batches.
 
-  Each process reads the examples ``process_index::process_count`` of the
-  train split (disjoint shards), reshuffled every epoch. Returns a grain
+  The global stream is the train split reshuffled every epoch; each process
+  reads a disjoint slice of every global batch (:func:`global_example_index`),
+  augmented by the example's position in the global stream. Returns a grain
   ``DatasetIterator``: ``next(it)`` gives ``{'image': uint8 [B, R, R, 3],
   'landmarks': float32 [B, N, 2]}``; ``it.get_state()`` / ``it.set_state()``
   save and restore the position (a JSON-serialisable dict).
@@ -181,18 +224,18 @@ def make_train_iterator(
   pi, pc = _processes(process_index, process_count)
   batch = local_batch_size(config, pc)
   source = prepare.get_data_source(config, config.train_split)
-  if len(source) < pc:
+  if not len(source):
     raise ValueError(
-      f"train split {config.train_split!r} of {config.dataset!r} has"
-      f" {len(source)} examples, fewer than the {pc} processes"
+      f"train split {config.train_split!r} of {config.dataset!r} has no examples"
     )
-  ds = grain.MapDataset.source(source)[pi::pc]
-  ds = (
-    ds.seed(_pipeline_seed(config.seed, pi))
+  stream = (
+    grain.MapDataset.source(source)
+    .seed(_pipeline_seed(config.seed))
     .shuffle()
     .repeat()
     .random_map(_Preprocess(config, augment_=True))
   )
+  ds = _ProcessSlices(stream, batch, pi, pc)
   ids = ds.to_iter_dataset(_read_options(config, batch)).batch(
     batch, drop_remainder=True
   )
@@ -256,11 +299,13 @@ def make_eval_iterator(
   config: ml_collections.ConfigDict,
   split: str | None = None,
   *,
+  max_examples: int = 0,
   process_index: int | None = None,
   process_count: int | None = None,
 ) -> EvalIterator:
   """Finite, deterministic, unaugmented batches of ``split`` (default
-  ``config.eval_split``) for this process.
+  ``config.eval_split``; its first ``max_examples`` if > 0) for this process:
+  the examples ``process_index::process_count``.
 
   Batches: ``image`` uint8 [B, R, R, 3], ``landmarks`` float32 [B, N, 2]
   (network pixels), ``transform`` float32 [B, 2, 3] (original-image pixels ->
@@ -270,9 +315,10 @@ def make_eval_iterator(
   pi, pc = _processes(process_index, process_count)
   batch = local_batch_size(config, pc)
   source = prepare.get_data_source(config, split or config.eval_split)
-  n = len(source)
+  n = min(len(source), max_examples) if max_examples > 0 else len(source)
   # map_with_index before slicing: the index is the position in the split.
-  ds = grain.MapDataset.source(source).map_with_index(_EvalPreprocess(config))[pi::pc]
+  ds = grain.MapDataset.source(source).map_with_index(_EvalPreprocess(config))
+  ds = ds[:n][pi::pc]
   num_batches = math.ceil(math.ceil(n / pc) / batch)
   ids = ds.to_iter_dataset(_read_options(config, batch)).batch(batch)
   return EvalIterator(
