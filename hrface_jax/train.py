@@ -14,6 +14,7 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
+from hrface_jax.checkpointing import CheckpointWriteError, disk_full_reason
 from hrface_jax.cli import private_flags_parser, quiet_logging
 from hrface_jax.trainer import (  # noqa: F401  (re-exported for scripts)
   NonFiniteLossError,
@@ -45,8 +46,24 @@ def main(argv):
   maybe_initialize_distributed(config)
   try:
     train_and_evaluate(config, FLAGS.workdir)
-  except (ValueError, NonFiniteLossError, FileNotFoundError) as e:
+  except (
+    ValueError,
+    NonFiniteLossError,
+    FileNotFoundError,
+    CheckpointWriteError,
+  ) as e:
     print(f"hrface_jax.train: error: {e}", file=sys.stderr)
+    sys.exit(1)
+  except OSError as e:  # metrics or logs, not a checkpoint, hit a full disk
+    full = disk_full_reason(e)
+    if full is None:
+      raise
+    reason, path = full
+    print(
+      f"hrface_jax.train: error: the disk is full ({reason}) writing "
+      f"{path or FLAGS.workdir}",
+      file=sys.stderr,
+    )
     sys.exit(1)
 
 

@@ -384,9 +384,10 @@ def train_and_evaluate(
     workdir, keep_last=config.keep_checkpoints, keep_best=config.keep_best_checkpoints
   )
   train_iter = pipeline.make_train_iterator(config)
-  latest = checkpointer.latest_step()
-  if latest is not None:
-    host_state, data_state = checkpointer.restore(latest, jax.device_get(state))
+  # The newest checkpoint that reads back (damaged ones are set aside).
+  restored = checkpointer.restore_latest(jax.device_get(state))
+  if restored is not None:
+    latest, host_state, data_state = restored
     state = jax.tree.map(jnp.asarray, host_state)
     train_iter.set_state(data_state)
     logging.info("Resumed from %s at step %d", checkpointer.directory, latest)

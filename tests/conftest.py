@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
+import textwrap
 
 # Most of the suite's time is XLA compiling. Tests check behaviour, not speed,
 # so they get XLA's cheapest compile (-38% wall time on the model tests).
@@ -153,3 +155,25 @@ def shared_checkpoint(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> str:
   return shared_checkpoint(tmp_path_factory)
+
+
+def train_cmd(tmp_path, workdir, data_dir, **overrides) -> list[str]:
+  """The train CLI on a config file that returns tiny_config(**overrides)."""
+  path = tmp_path / "tiny_config.py"
+  path.write_text(
+    textwrap.dedent(f"""
+      import sys
+      sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
+      from conftest import tiny_config
+
+      def get_config():
+        return tiny_config({data_dir!r}, **{overrides!r})
+  """)
+  )
+  return [
+    sys.executable,
+    "-m",
+    "hrface_jax.train",
+    f"--config={path}",
+    f"--workdir={workdir}",
+  ]

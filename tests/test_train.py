@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
-from conftest import tiny_config
+from conftest import tiny_config, train_cmd
 
 from hrface_jax import checkpointing, config_lib, models, optim, stages, trainer
 from hrface_jax.train_state import create_train_state
@@ -99,7 +99,7 @@ _TWO_DEVICE_SCRIPT = textwrap.dedent("""
     import jax, jax.numpy as jnp, numpy as np
     from flax import jax_utils
     sys.path.insert(0, {tests!r})
-    from conftest import tiny_config
+    from conftest import tiny_config, train_cmd
     from hrface_jax import models, optim, stages, trainer as train
     from hrface_jax.data import synth
     from hrface_jax.train_state import create_train_state
@@ -200,28 +200,6 @@ def test_non_finite_loss_stops_with_the_step(tmp_path, data_dir, monkeypatch):
   assert checkpointing.Checkpointer(str(tmp_path / "w")).latest_step() is None
 
 
-def _train_cmd(tmp_path, workdir, data_dir, **overrides) -> list[str]:
-  """The train CLI on a config file that returns tiny_config(**overrides)."""
-  path = tmp_path / "tiny_config.py"
-  path.write_text(
-    textwrap.dedent(f"""
-      import sys
-      sys.path.insert(0, {os.path.join(REPO, "tests")!r})
-      from conftest import tiny_config
-
-      def get_config():
-        return tiny_config({data_dir!r}, **{overrides!r})
-  """)
-  )
-  return [
-    sys.executable,
-    "-m",
-    "hrface_jax.train",
-    f"--config={path}",
-    f"--workdir={workdir}",
-  ]
-
-
 @pytest.mark.slow
 def test_killed_and_resumed_run_ends_with_the_same_params(tmp_path, data_dir):
   overrides = dict(
@@ -231,7 +209,7 @@ def test_killed_and_resumed_run_ends_with_the_same_params(tmp_path, data_dir):
   env = dict(os.environ, PYTHONUNBUFFERED="1")
   straight = tmp_path / "straight"
   r = subprocess.run(
-    _train_cmd(tmp_path, straight, data_dir, **overrides),
+    train_cmd(tmp_path, straight, data_dir, **overrides),
     cwd=REPO,
     capture_output=True,
     text=True,
@@ -242,7 +220,7 @@ def test_killed_and_resumed_run_ends_with_the_same_params(tmp_path, data_dir):
 
   killed = tmp_path / "killed"
   proc = subprocess.Popen(
-    _train_cmd(tmp_path, killed, data_dir, **overrides),
+    train_cmd(tmp_path, killed, data_dir, **overrides),
     cwd=REPO,
     env=env,
     stdout=subprocess.DEVNULL,
@@ -259,7 +237,7 @@ def test_killed_and_resumed_run_ends_with_the_same_params(tmp_path, data_dir):
   proc.send_signal(signal.SIGKILL)
   proc.wait()
   r = subprocess.run(
-    _train_cmd(tmp_path, killed, data_dir, **overrides),
+    train_cmd(tmp_path, killed, data_dir, **overrides),
     cwd=REPO,
     capture_output=True,
     text=True,
@@ -280,7 +258,7 @@ def test_killed_and_resumed_run_ends_with_the_same_params(tmp_path, data_dir):
 @pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_exits(tmp_path, data_dir):
   env = dict(os.environ, PYTHONUNBUFFERED="1")
-  cmd = _train_cmd(
+  cmd = train_cmd(
     tmp_path,
     tmp_path / "w",
     data_dir,
