@@ -4,6 +4,7 @@ preemption at random moments, and quiet CLIs on a finished checkpoint."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import resource
 import shutil
@@ -16,9 +17,16 @@ import cv2
 import ml_collections
 import numpy as np
 import pytest
-from conftest import train_cmd
+from conftest import (
+  SYNTH_RES,
+  fake_render_face,
+  make_config,
+  train_cmd,
+  write_ibug_pair,
+)
 
 from hrface_jax import checkpointing
+from hrface_jax.data import builders, formats, pipeline, prepare
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(REPO, "tests")
@@ -341,3 +349,156 @@ def test_evaluate_and_predict_print_no_orbax_notices(tiny_checkpoint, tmp_path):
       x.startswith((tiny_checkpoint, "wrote ", "eval test", str(image), "1 of 1 "))
       for x in lines
     ), lines
+
+
+# ----------------------------------------------------------------------------
+# Hostile data.
+# ----------------------------------------------------------------------------
+
+
+def test_preparation_rejects_landmarks_far_outside_the_image(tmp_path):
+  root = tmp_path / "src" / "testset"
+  for i in range(3):
+    write_ibug_pair(str(root), f"f{i}", ".png", seed=i)
+  # Faces cut by the frame have points a little outside it: those are kept.
+  points = formats.read_pts(root / "f0.pts")
+  points[0] = (-4.0, 3.0)
+  formats.write_pts(root / "f0.pts", points)
+  formats.write_pts(root / "f1.pts", points * 1000)  # a wrong scale
+  data_dir = str(tmp_path / "data")
+  with pytest.raises(ValueError) as e:
+    builders.build(builders.IbugPts(data_dir=data_dir), str(root.parent))
+  assert str(e.value).startswith(f"{root / 'f1.pts'}: landmark ")
+  assert "far outside the 52x40 image" in str(e.value)
+
+  b = builders.IbugPts(data_dir=data_dir, skip_bad=True)
+  builders.build(b, str(root.parent))
+  assert b.info.splits["test"].num_examples == 2
+  assert "skipped 1" in prepare.summary(b)
+
+
+@pytest.mark.parametrize("fault", ["nan", "size"])
+def test_synth_preparation_rejects_a_hostile_face(tmp_path, monkeypatch, fault):
+  def hostile(seed: int, resolution: int) -> dict:
+    face = fake_render_face(seed, resolution)
+    if seed == 2 and fault == "nan":
+      face["landmarks"][5] = np.nan
+    if seed == 2 and fault == "size":
+      face["image"] = face["image"][:-1]
+    return face
+
+  monkeypatch.setattr(builders, "_render", hostile)
+  config = builders.synth_config(SYNTH_RES, 4, 2)
+  data_dir = str(tmp_path / "data")
+  with pytest.raises(ValueError) as e:
+    builders.build(builders.HrfaceSynth(config=config, data_dir=data_dir))
+  expected = {
+    "nan": "landmarks are not finite (NaN or inf)",
+    "size": f"image is 63x64, but the dataset's resolution is {SYNTH_RES}x{SYNTH_RES}",
+  }[fault]
+  assert str(e.value) == f"hrface_synth seed 2: {expected}"
+
+  b = builders.HrfaceSynth(config=config, data_dir=data_dir, skip_bad=True)
+  builders.build(b)
+  assert b.info.splits["train"].num_examples == 3
+  assert "train: 3 examples" in prepare.summary(b)
+  assert "skipped 1" in prepare.summary(b)
+
+
+def _record(face: dict, id_: str) -> dict:
+  """One stored record, as the data source returns it."""
+  image_png = builders.encode_png(face["image"])
+  return {
+    "image_png": image_png,
+    "image_shape": np.asarray(face["image"].shape, np.int32),
+    "landmarks": np.asarray(face["landmarks"], np.float32),
+    "face_box": np.asarray(face["face_box"], np.float32),
+    "id": id_.encode(),
+  }
+
+
+def _spoil(record: dict, fault: str) -> dict:
+  record = dict(record)
+  if fault == "nan landmarks":
+    record["landmarks"] = record["landmarks"].copy()
+    record["landmarks"][3, 1] = np.nan
+  elif fault == "undecodable image":
+    record["image_png"] = record["image_png"][:40]
+  elif fault == "size mismatch":
+    record["image_shape"] = np.asarray([32, 64, 3], np.int32)
+  return record
+
+
+RECORD_FAULTS = {
+  "nan landmarks": "landmarks are not finite",
+  "undecodable image": "could not decode image",
+  "size mismatch": "the image decodes to (64, 64, 3), but the record says (32, 64, 3)",
+}
+
+
+@pytest.mark.parametrize("fault", RECORD_FAULTS)
+def test_a_hostile_record_is_named_where_it_is_read(tmp_path, fault):
+  pre = pipeline._Preprocess(make_config(str(tmp_path)), augment_=False)
+  record = _record(fake_render_face(7, SYNTH_RES), "synth_7")
+  out = pre(record, None)
+  assert np.isfinite(out["landmarks"]).all()
+  with pytest.raises(ValueError) as e:
+    pre(_spoil(record, fault), None)
+  assert str(e.value).startswith("dataset 'hrface_synth' example b'synth_7'")
+  assert RECORD_FAULTS[fault] in str(e.value)
+
+
+def test_training_batches_never_carry_a_nan_from_the_data(tmp_path, monkeypatch):
+  # A record that got past preparation (a dataset prepared before its checks,
+  # or edited since): the train pipeline names it instead of yielding NaN.
+  def nan_face(seed: int, resolution: int) -> dict:
+    face = fake_render_face(seed, resolution)
+    if seed == 2:
+      face["landmarks"][0] = np.nan
+    return face
+
+  monkeypatch.setattr(builders, "_render", nan_face)
+  monkeypatch.setattr(builders, "check_example", lambda *args: None)
+  data_dir = str(tmp_path / "data")
+  config = make_config(data_dir, synth_train_size=4, synth_test_size=2)
+  synth = builders.synth_config(SYNTH_RES, 4, 2)
+  builders.build(builders.HrfaceSynth(config=synth, data_dir=data_dir))
+  it = pipeline.make_train_iterator(config, process_index=0, process_count=1)
+  with pytest.raises(ValueError, match="example b'synth_2': landmarks are not finite"):
+    next(it)
+
+
+def test_evaluate_on_a_folder_with_broken_files_names_them_and_scores_the_rest(
+  tiny_checkpoint, tmp_path
+):
+  root = tmp_path / "faces"
+  for i in range(6):
+    write_ibug_pair(str(root / "testset"), f"f{i}", ".png", seed=i, h=80, w=96)
+  broken = {
+    "f3.png": "image does not decode",
+    "f4.pts": "has 39 points, expected 68",
+    "f5.pts": "too short to be a .pts file",
+  }
+  (root / "testset" / "f3.png").write_bytes(b"\x89PNG broken")
+  formats.write_pts(root / "testset" / "f4.pts", np.ones((39, 2)))
+  (root / "testset" / "f5.pts").write_text("garbage\n")
+  r = _run(
+    [
+      sys.executable,
+      "-m",
+      "hrface_jax.evaluate",
+      f"--workdir={tiny_checkpoint}",
+      "--dataset=ibug_pts",
+      f"--manual_dir={root}",
+      f"--data_dir={tmp_path / 'data'}",
+      f"--out={tmp_path / 'eval'}",
+      "--noprogress",
+    ]
+  )
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert "ibug_pts/test at 256px, 3 images: NME(io)" in r.stdout, r.stdout
+  assert "3 broken file(s) of ibug_pts/test were left out" in r.stdout
+  for name, problem in broken.items():
+    assert f"  {root / 'testset' / name}: {problem}" in r.stdout
+  metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+  assert metrics["num_images"] == 3 and np.isfinite(metrics["nme_inter_ocular"])
