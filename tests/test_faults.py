@@ -225,10 +225,10 @@ def data_dir(tmp_path_factory) -> str:
   return str(tmp_path_factory.mktemp("data"))
 
 
-def _run(cmd, **kw) -> subprocess.CompletedProcess:
-  env = dict(os.environ, PYTHONUNBUFFERED="1")
+def _run(cmd, env: dict | None = None) -> subprocess.CompletedProcess:
+  env = env or dict(os.environ, PYTHONUNBUFFERED="1")
   return subprocess.run(
-    cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, **kw
+    cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600
   )
 
 
@@ -502,3 +502,120 @@ def test_evaluate_on_a_folder_with_broken_files_names_them_and_scores_the_rest(
     assert f"  {root / 'testset' / name}: {problem}" in r.stdout
   metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
   assert metrics["num_images"] == 3 and np.isfinite(metrics["nme_inter_ocular"])
+
+
+# ----------------------------------------------------------------------------
+# Preemption at random moments.
+# ----------------------------------------------------------------------------
+
+
+def _last_checkpoint(workdir) -> int | None:
+  """The newest finished step folder (orbax renames a save into place last)."""
+  folder = workdir / "checkpoints"
+  if not folder.exists():
+    return None
+  return max((int(p.name) for p in folder.iterdir() if p.name.isdigit()), default=None)
+
+
+def _kill_while_saving(proc, workdir, skip: int, deadline: float) -> bool:
+  """kill -9 while the run's ``skip + 1``-th save is seen in progress
+  (orbax's temporary folder present); False if the run ended first."""
+  folder = workdir / "checkpoints"
+  seen = set()
+  while proc.poll() is None and time.time() < deadline:
+    if folder.exists():
+      seen |= {p.name for p in folder.iterdir() if "tmp" in p.name}
+      if len(seen) > skip:
+        proc.kill()
+        return True
+    time.sleep(0.001)
+  return False
+
+
+def _kill_after_steps(proc, steps: int, extra: float) -> bool:
+  """kill -9 ``extra`` seconds after the run's ``steps``-th step line."""
+  seen = 0
+  while seen < steps:
+    line = proc.stdout.readline()
+    if not line:
+      return False  # finished first
+    seen += line.startswith("step ")
+  time.sleep(extra)
+  if proc.poll() is not None:
+    return False
+  proc.kill()
+  return True
+
+
+@pytest.mark.slow
+def test_ten_random_kill_9s_lose_nothing_beyond_the_last_checkpoint(tmp_path, data_dir):
+  """kill -9 at seeded random moments: while starting (imports, restore,
+  compile), after a random number of steps, and while a checkpoint is being
+  written (orbax's temporary folder present). Every restart must resume at
+  the newest finished checkpoint, and the run must end with the parameters of
+  an uninterrupted one, bit for bit."""
+  total = 24
+  overrides = dict(
+    total_steps=total,
+    checkpoint_every_steps=2,
+    log_every_steps=1,
+    stages=(("coarse", 0.25), ("regional", 0.25), ("joint", 0.5)),
+  )
+  # Restarts load the executables the first run compiled (same programs,
+  # same results): ~4x shorter restarts.
+  env = dict(
+    os.environ,
+    PYTHONUNBUFFERED="1",
+    JAX_COMPILATION_CACHE_DIR=str(tmp_path / "jax_cache"),
+    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+    JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+  )
+  straight = tmp_path / "straight"
+  r = _run(train_cmd(tmp_path, straight, data_dir, **overrides), env)
+  assert r.returncode == 0, r.stderr[-3000:]
+
+  rng = np.random.default_rng(0)
+  workdir = tmp_path / "killed"
+  cmd = train_cmd(tmp_path, workdir, data_dir, **overrides)
+  kills = {"starting": 0, "stepping": 0, "saving": 0}
+  expected_start, runs, resumes = None, 0, []
+  while sum(kills.values()) < 10:
+    runs += 1
+    assert runs < 40, kills
+    proc = subprocess.Popen(
+      cmd,
+      cwd=REPO,
+      env=env,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.DEVNULL,
+      text=True,
+    )
+    header = proc.stdout.readline()
+    resumed = f"resuming at step {expected_start}" if expected_start else "from scratch"
+    assert resumed in header, (resumed, header)
+    deadline = time.time() + 300
+    moment = ("starting", "stepping", "saving")[sum(kills.values()) % 3]
+    if moment == "starting":  # compiling or before the first step
+      time.sleep(rng.uniform(0, 1.0))
+      killed = proc.poll() is None
+      proc.kill()
+    elif moment == "stepping":
+      killed = _kill_after_steps(proc, int(rng.integers(1, 6)), rng.uniform(0, 0.5))
+    else:  # the first, second or third save of this run
+      killed = _kill_while_saving(proc, workdir, int(rng.integers(0, 3)), deadline)
+    proc.wait(timeout=60)
+    proc.stdout.close()
+    assert _last_checkpoint(workdir) != total, "finished before 10 kills"
+    kills[moment] += killed
+    expected_start = _last_checkpoint(workdir)
+    resumes.append(expected_start)
+  assert min(kills.values()) >= 1, kills
+  # The kills did not all land before the first checkpoint.
+  assert len(set(resumes) - {None}) >= 3, resumes
+  print(f"kills {kills}, resumed at {resumes}")  # shown by pytest -rP
+
+  r = _run(cmd, env)
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert f"resuming at step {expected_start}" in r.stdout
+  a, b = (_final_params(str(w), total) for w in (straight, workdir))
+  assert _max_diff(a, b) == 0.0
