@@ -67,7 +67,7 @@ class CorruptCheckpointError(ValueError):
 _DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 # Tensorstore (orbax's array writer) reports errno as text, not as OSError.
 _DISK_FULL_TEXT = ("No space left on device", "File too large", "Disk quota exceeded")
-# The file a tensorstore / orbax message is about: the first quoted path.
+# The paths a tensorstore / orbax message quotes (database, then its file).
 _QUOTED_PATH = re.compile(r"[\"'](/[^\"']+)[\"']")
 
 
@@ -88,7 +88,7 @@ def disk_full_reason(error: BaseException) -> tuple[str, str | None] | None:
     text = str(e)
     for reason in _DISK_FULL_TEXT:
       if reason in text:
-        paths = _QUOTED_PATH.findall(text)  # the database, then its file
+        paths = _QUOTED_PATH.findall(text)
         return reason, paths[-1] if paths else None
   return None
 
@@ -105,7 +105,16 @@ def _not_orbax_noise(record: logging.LogRecord) -> bool:
   )
 
 
+def _not_a_secondary_failure(record: logging.LogRecord) -> bool:
+  # When one array of a checkpoint fails to read or write, orbax raises that
+  # error and leaves the other arrays' futures failed and unread; asyncio
+  # reports each when it is garbage collected (at exit: after the one-line
+  # error). The error that matters has been raised already.
+  return "exception was never retrieved" not in record.getMessage()
+
+
 logging.getLogger("absl").addFilter(_not_orbax_noise)
+logging.getLogger("asyncio").addFilter(_not_a_secondary_failure)
 
 
 def _drop_closed_loop_callbacks(previous):
@@ -159,10 +168,12 @@ def _damaged_file(error: BaseException, step_dir: epath.Path) -> str:
   return os.fspath(step_dir)
 
 
-def _damaged(error: BaseException, step_dir: epath.Path) -> CorruptCheckpointError:
+def _damaged(
+  error: BaseException, step_dir: epath.Path, path: str | None = None
+) -> CorruptCheckpointError:
   return CorruptCheckpointError(
-    f"{_damaged_file(error, step_dir)}: checkpoint is damaged and cannot be "
-    f"read ({_first_line(error)})"
+    f"{path or _damaged_file(error, step_dir)}: checkpoint is damaged and "
+    f"cannot be read ({_first_line(error)})"
   )
 
 
@@ -184,9 +195,7 @@ def check_readable(step_dir: epath.Path) -> None:
           with open(path, "rb") as f:
             json.loads(f.read())
         except (OSError, ValueError) as e:
-          raise CorruptCheckpointError(
-            f"{path}: checkpoint is damaged and cannot be read ({_first_line(e)})"
-          ) from None
+          raise _damaged(e, step_dir, path) from None
   try:
     with ocp.StandardCheckpointer() as ckptr:
       ckptr.restore(step_dir / "state")

@@ -268,6 +268,7 @@ def test_train_cli_on_a_full_disk_stops_with_one_line_and_resumes(tmp_path, data
   # One line (after the data set's first rendering), no orbax tracebacks.
   line = err.strip().splitlines()[-1]
   assert "Traceback" not in err and "ERROR" not in err, err[-3000:]
+  assert [x for x in err.splitlines() if "File too large" in x] == [line], err[-3000:]
   assert line.startswith("hrface_jax.train: error: saving the step-")
   assert f"the disk is full (File too large) writing {workdir}/checkpoints/" in line
   last = int(line.split("the last complete checkpoint is step ")[1].split(":")[0])
