@@ -3,6 +3,13 @@ r"""Evaluates checkpoints on a dataset split with the 300-W metric conventions.
     python -m hrface_jax.evaluate --workdir=DIR [--dataset=NAME --split=SPLIT]
     python -m hrface_jax.evaluate --checkpoint=PATH[,PATH...] [--out=DIR] \
         [--resolution=N]
+    python -m hrface_jax.evaluate --workdir=DIR --dataset=ibug_pts \
+        --manual_dir=FOLDER --data_dir=DIR
+
+``--manual_dir`` prepares a real dataset from its local copy first (when it is
+not prepared yet); files that are broken (an image that does not decode, a
+``.pts`` with a wrong point count or garbage) are named and left out, and the
+rest is evaluated.
 
 A workdir is evaluated at its best checkpoint (lowest validation NME), else
 its latest. Writes to ``--out`` (default: ``WORKDIR/eval_<split>``, with
@@ -33,7 +40,7 @@ from flax import jax_utils
 from hrface_jax import checkpointing, evaluation, models, plots, viz
 from hrface_jax.atomic import atomic_open
 from hrface_jax.cli import private_flags_parser, quiet_logging
-from hrface_jax.data import pipeline
+from hrface_jax.data import pipeline, prepare
 
 # This CLI's own flag set: `hrface_jax.data.prepare` (imported through the
 # pipeline) and `hrface_jax.train` define some of the same names (--dataset,
@@ -65,6 +72,14 @@ flags.DEFINE_integer(
 )
 flags.DEFINE_string(
   "data_dir", None, "TFDS data dir (default: the config's).", flag_values=_FLAGS
+)
+flags.DEFINE_string(
+  "manual_dir",
+  None,
+  "A real dataset's local folder (e.g. iBUG .pts + images for"
+  " --dataset=ibug_pts): prepared first if it is not yet, broken files"
+  " reported and left out.",
+  flag_values=_FLAGS,
 )
 flags.DEFINE_string("out", None, "Output folder.", flag_values=_FLAGS)
 flags.DEFINE_integer(
@@ -203,6 +218,7 @@ def evaluate_checkpoint(
   *,
   max_examples: int = 0,
   progress: bool = True,
+  manual_dir: str | None = None,
   **overrides: Any,
 ) -> tuple[
   ml_collections.ConfigDict, dict[str, Any], dict[str, np.ndarray], np.ndarray
@@ -210,10 +226,13 @@ def evaluate_checkpoint(
   """(config, flat metrics, per-image predictions, per-image NME) of one checkpoint.
 
   ``overrides``: ``dataset``, ``split``, ``resolution``, ``data_dir``,
-  ``batch_size`` (see :func:`eval_config`).
+  ``batch_size`` (see :func:`eval_config`). ``manual_dir``: the real
+  dataset's local copy, prepared first when it is not yet.
   """
   config, params, step = checkpointing.load_for_inference(path)
   config = eval_config(config, **overrides)
+  if manual_dir:
+    prepare.prepare_from_folder(config, manual_dir)
   model = models.build_model(config)
   p_predict = evaluation.make_p_predict(model)
   p_params = jax_utils.replicate(params)
@@ -230,6 +249,21 @@ def evaluate_checkpoint(
   return config, result, predictions, accumulator.per_image_nme("inter_ocular")
 
 
+def _report_skipped(config: ml_collections.ConfigDict) -> None:
+  """Names the evaluated split's files that preparation left out as broken:
+  the metrics are over the others only."""
+  skipped = prepare.skipped_examples(
+    prepare.builder_for_config(config), config.eval_split
+  )
+  if skipped:
+    print(
+      f"{len(skipped)} broken file(s) of {config.dataset}/{config.eval_split}"
+      " were left out (not evaluated):"
+    )
+    for reason in skipped:
+      print(f"  {reason}")
+
+
 def evaluate(
   paths: Sequence[str],
   out: str | None = None,
@@ -237,6 +271,7 @@ def evaluate(
   max_examples: int = 0,
   num_examples_shown: int = 4,
   progress: bool = True,
+  manual_dir: str | None = None,
   **overrides: Any,
 ) -> tuple[str, list[dict[str, Any]]]:
   """Evaluates each checkpoint and writes the output files; (out, metrics)."""
@@ -246,7 +281,11 @@ def evaluate(
   names: set[str] = set()
   for path in paths:
     config, result, predictions, nmes = evaluate_checkpoint(
-      path, max_examples=max_examples, progress=progress, **overrides
+      path,
+      max_examples=max_examples,
+      progress=progress,
+      manual_dir=manual_dir,
+      **overrides,
     )
     name = _run_name(path, result["step"])
     while name in names:  # two runs with the same folder name
@@ -273,6 +312,7 @@ def evaluate(
     )
 
   _, config, result, predictions, nmes = runs[0]
+  _report_skipped(config)
   if out is None:
     workdir, is_step = _workdir_of(paths[0])
     suffix = f"_step{result['step']}" if is_step else ""
@@ -321,6 +361,7 @@ def main(argv: list[str]) -> None:
       resolution=f.resolution,
       data_dir=f.data_dir,
       batch_size=f.batch_size,
+      manual_dir=f.manual_dir,
     )
   except (ValueError, FileNotFoundError) as e:
     print(f"hrface_jax.evaluate: error: {e}", file=sys.stderr)

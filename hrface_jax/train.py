@@ -16,6 +16,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from hrface_jax import multihost
+from hrface_jax.checkpointing import CheckpointWriteError, disk_full_reason
 from hrface_jax.cli import private_flags_parser, quiet_logging
 from hrface_jax.trainer import (  # noqa: F401  (re-exported for scripts)
   NonFiniteLossError,
@@ -54,7 +55,22 @@ def main(argv):
       # Not sys.exit: JAX's exit handler would wait for the lost process at a
       # shutdown barrier, then abort.
       os._exit(1)
-    if not isinstance(e, ValueError | NonFiniteLossError | FileNotFoundError):
+    if isinstance(e, OSError) and not isinstance(
+      e, FileNotFoundError | CheckpointWriteError
+    ):
+      # Metrics or logs, not a checkpoint, hit a full disk.
+      full = disk_full_reason(e)
+      if full is None:
+        raise
+      reason, path = full
+      print(
+        f"hrface_jax.train: error: the disk is full ({reason}) writing "
+        f"{path or FLAGS.workdir}",
+        file=sys.stderr,
+      )
+      sys.exit(1)
+    known = (ValueError, NonFiniteLossError, FileNotFoundError, CheckpointWriteError)
+    if not isinstance(e, known):
       raise
     print(f"hrface_jax.train: error: {e}", file=sys.stderr)
     sys.exit(1)

@@ -377,9 +377,10 @@ def train_and_evaluate(
       prepare.ensure_prepared(config)
     multihost_utils.sync_global_devices("hrface_jax: dataset prepared")
   train_iter = pipeline.make_train_iterator(config)
-  latest = checkpointer.latest_step()
-  if latest is not None:
-    host_state, data_state = checkpointer.restore(latest, jax.device_get(state))
+  # The newest checkpoint that reads back (damaged ones are set aside).
+  restored = checkpointer.restore_latest(jax.device_get(state))
+  if restored is not None:
+    latest, host_state, data_state = restored
     state = jax.tree.map(jnp.asarray, host_state)
     train_iter.set_state(data_state)
     logging.info("Resumed from %s at step %d", checkpointer.directory, latest)

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from hrface_jax.data import config as data_config
+from hrface_jax.data import formats
 
 # hrface_jax.data.builders (TFDS) is imported inside the fixtures so that other
 # engineers' test files do not pay for importing TFDS.
@@ -174,3 +175,21 @@ def shared_checkpoint(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> str:
   return shared_checkpoint(tmp_path_factory)
+
+
+def write_image(path, h, w, seed):
+  """A random [h, w] image file; returns it as any reader decodes it."""
+  image = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+  assert cv2.imwrite(str(path), image)
+  # What any reader sees (JPEG is lossy): RGB as decoded from the file.
+  return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+def write_ibug_pair(folder, stem, ext, seed, n=68, h=40, w=52):
+  """An image and its same-stem iBUG .pts (1-based points inside it)."""
+  os.makedirs(folder, exist_ok=True)
+  image = write_image(os.path.join(folder, stem + ext), h, w, seed)
+  rng = np.random.default_rng(seed + 100)
+  pts = np.round(rng.uniform(1, min(h, w), (n, 2)), 3)  # 1-based, as in 300-W
+  formats.write_pts(os.path.join(folder, stem + ".pts"), pts)
+  return image, pts

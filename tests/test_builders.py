@@ -4,28 +4,18 @@ import os
 import subprocess
 import sys
 
-import cv2
 import numpy as np
 import pytest
-from conftest import SYNTH_RES, build_fake_synth, fake_render_face, make_config
+from conftest import (
+  SYNTH_RES,
+  build_fake_synth,
+  fake_render_face,
+  make_config,
+  write_ibug_pair,
+  write_image,
+)
 
 from hrface_jax.data import builders, formats, prepare
-
-
-def _write_image(path, h, w, seed):
-  image = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
-  assert cv2.imwrite(str(path), image)
-  # What any reader sees (JPEG is lossy): RGB as decoded from the file.
-  return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
-
-
-def _write_pair(folder, stem, ext, seed, n=68, h=40, w=52):
-  os.makedirs(folder, exist_ok=True)
-  image = _write_image(os.path.join(folder, stem + ext), h, w, seed)
-  rng = np.random.default_rng(seed + 100)
-  pts = np.round(rng.uniform(1, min(h, w), (n, 2)), 3)  # 1-based, as in 300-W
-  formats.write_pts(os.path.join(folder, stem + ".pts"), pts)
-  return image, pts
 
 
 @pytest.fixture
@@ -40,11 +30,11 @@ def ibug_tree(tmp_path):
     ("helen/testset", "t2", ".jpg"),
     ("afw", "a1", ".JPEG"),
   ]:
-    files[f"{folder}/{stem}.pts"] = _write_pair(
+    files[f"{folder}/{stem}.pts"] = write_ibug_pair(
       str(root / folder), stem, ext, seed=len(files), h=30 + len(files), w=44
     )
   (root / "afw" / "notes.txt").write_text("ignored")
-  _write_image(root / "afw" / "unannotated.jpg", 10, 10, 9)  # no .pts: ignored
+  write_image(root / "afw" / "unannotated.jpg", 10, 10, 9)  # no .pts: ignored
   return str(root), files
 
 
@@ -151,7 +141,7 @@ def test_ibug_bad_input_fails_cleanly_or_is_skipped(ibug_tree, tmp_path, kind):
 
 def test_ibug_unknown_point_count_is_an_error(tmp_path):
   for i in range(2):
-    _write_pair(str(tmp_path / "src"), f"x{i}", ".png", seed=i, n=10)
+    write_ibug_pair(str(tmp_path / "src"), f"x{i}", ".png", seed=i, n=10)
   with pytest.raises(ValueError, match="10 points, which matches no known markup"):
     builders.build(
       builders.IbugPts(data_dir=str(tmp_path / "data"), skip_bad=True),
@@ -171,7 +161,7 @@ def _wflw_tree(root, n_train=2, n_test=1):
       name = f"{i // 2}--Parade/{split}_{i // 2}.jpg"  # two faces share an image
       path = os.path.join(root, "WFLW_images", name)
       os.makedirs(os.path.dirname(path), exist_ok=True)
-      image = _write_image(path, 50, 60, seed=i) if not os.path.exists(path) else None
+      image = write_image(path, 50, 60, seed=i) if not os.path.exists(path) else None
       coords = np.round(rng.uniform(0, 50, 196), 4)
       box = [1, 2, 40, 45]
       attrs = [int(v) for v in rng.integers(0, 2, 6)]

@@ -28,13 +28,6 @@ def data_dir(tmp_path_factory) -> str:
   return str(tmp_path_factory.mktemp("data"))
 
 
-def _final_params(workdir: str):
-  _, params, step = checkpointing.load_for_inference(
-    os.path.join(workdir, "checkpoints", str(12))
-  )
-  return params, step
-
-
 def test_config_validation_names_the_field(data_dir):
   bad = tiny_config(data_dir, batch_size=3)
   with pytest.raises(ValueError, match="batch_size=3"):
@@ -99,7 +92,7 @@ _TWO_DEVICE_SCRIPT = textwrap.dedent("""
     import jax, jax.numpy as jnp, numpy as np
     from flax import jax_utils
     sys.path.insert(0, {tests!r})
-    from conftest import tiny_config
+    from conftest import tiny_config, train_command
     from hrface_jax import models, optim, stages, trainer as train
     from hrface_jax.data import synth
     from hrface_jax.train_state import create_train_state
@@ -200,59 +193,7 @@ def test_non_finite_loss_stops_with_the_step(tmp_path, data_dir, monkeypatch):
   assert checkpointing.Checkpointer(str(tmp_path / "w")).latest_step() is None
 
 
-@pytest.mark.slow
-def test_killed_and_resumed_run_ends_with_the_same_params(tmp_path, data_dir):
-  overrides = dict(
-    checkpoint_every_steps=2,
-    stages=(("coarse", 0.25), ("regional", 0.25), ("joint", 0.5)),
-  )
-  env = dict(os.environ, PYTHONUNBUFFERED="1")
-  straight = tmp_path / "straight"
-  r = subprocess.run(
-    train_command(tmp_path, straight, data_dir, **overrides),
-    cwd=REPO,
-    capture_output=True,
-    text=True,
-    timeout=600,
-    env=env,
-  )
-  assert r.returncode == 0, r.stderr[-3000:]
-
-  killed = tmp_path / "killed"
-  proc = subprocess.Popen(
-    train_command(tmp_path, killed, data_dir, **overrides),
-    cwd=REPO,
-    env=env,
-    stdout=subprocess.DEVNULL,
-    stderr=subprocess.DEVNULL,
-  )
-  deadline = time.time() + 300
-  while time.time() < deadline:  # kill -9 once a checkpoint mid-run is done
-    ckpt = killed / "checkpoints"
-    if ckpt.exists() and any(
-      p.name.isdigit() and 4 <= int(p.name) < 12 for p in ckpt.iterdir()
-    ):
-      break
-    time.sleep(0.05)
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
-  r = subprocess.run(
-    train_command(tmp_path, killed, data_dir, **overrides),
-    cwd=REPO,
-    capture_output=True,
-    text=True,
-    timeout=600,
-    env=env,
-  )
-  assert r.returncode == 0, r.stderr[-3000:]
-  assert "resuming at step" in r.stdout
-  assert "another config" not in r.stdout  # the same config: no warning
-
-  a, step_a = _final_params(str(straight))
-  b, step_b = _final_params(str(killed))
-  assert step_a == step_b == 12
-  diffs = jax.tree.leaves(jax.tree.map(lambda x, y: float(np.max(np.abs(x - y))), a, b))
-  assert max(diffs) < 1e-6
+# kill -9 and resume: tests/test_faults.py (ten kills at random moments).
 
 
 @pytest.mark.slow

@@ -33,7 +33,8 @@ Datasets:
   make-up, occlusion, blur flags) for WFLW's subset evaluation.
 
 Bad input (missing or undecodable image, malformed ``.pts``, wrong point
-count, NaN) raises ``ValueError`` naming the file and the problem, and
+count, NaN or out-of-range landmarks, an image whose size is not the
+dataset's resolution) raises ``ValueError`` naming the file and the problem, and
 :func:`build` leaves no partial dataset behind; with ``skip_bad=True`` such
 examples are skipped and listed in ``builder.skipped`` and in the dataset's
 metadata (``skipped.json``).
@@ -69,6 +70,9 @@ TEST_SEED_OFFSET = 1_000_000  # synth test seeds start here (train: 0, 1, ...)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 DEFAULT_TEST_DIRS = ("test", "testset", "test_set", "testing")
 HOLDOUT_FRACTION = 0.1
+# Annotations of faces cut by the frame have some points outside the image,
+# but never this far: further out is a wrong scale, a swapped axis or garbage.
+MAX_OUTSIDE_FRACTION = 0.5
 
 # hrface_synth standard sizes (train, test). Render time grows from ~0.05 s
 # (256) to ~2 s (4096) per face and a 4096 PNG is 10-25 MB, so the large
@@ -126,6 +130,35 @@ def _read_image(path: str) -> np.ndarray:
 
 def _landmark_box(landmarks: np.ndarray) -> np.ndarray:
   return np.concatenate([landmarks.min(0), landmarks.max(0)]).astype(np.float32)
+
+
+def check_example(
+  image: np.ndarray,
+  landmarks: np.ndarray,
+  where: str,
+  resolution: int | None = None,
+) -> None:
+  """Raises BadExampleError (naming ``where``) for landmarks that are not
+  finite or lie far outside the image, or an image that is not
+  ``resolution`` pixels square when the dataset has one resolution."""
+  h, w = image.shape[:2]
+  if resolution is not None and image.shape != (resolution, resolution, 3):
+    raise BadExampleError(
+      f"{where}: image is {h}x{w}, but the dataset's resolution is"
+      f" {resolution}x{resolution}"
+    )
+  landmarks = np.asarray(landmarks, np.float64)
+  if not np.isfinite(landmarks).all():
+    raise BadExampleError(f"{where}: landmarks are not finite (NaN or inf)")
+  size = np.array([w, h], np.float64)
+  low, high = -MAX_OUTSIDE_FRACTION * size, (1 + MAX_OUTSIDE_FRACTION) * size
+  outside = np.any((landmarks < low) | (landmarks > high), axis=1)
+  if outside.any():
+    k = int(np.argmax(outside))
+    raise BadExampleError(
+      f"{where}: landmark {k} at ({landmarks[k, 0]:g}, {landmarks[k, 1]:g}) is"
+      f" far outside the {w}x{h} image ({int(outside.sum())} such points)"
+    )
 
 
 def _example(
@@ -304,6 +337,13 @@ class HrfaceSynth(_SkippingBuilder):
       faces = pool.imap(render, seeds, chunksize=1)
     try:
       for seed, face in zip(seeds, faces, strict=True):
+        try:
+          check_example(
+            face["image"], face["landmarks"], f"hrface_synth seed {seed}", res
+          )
+        except BadExampleError as e:
+          self._bad("test" if seed >= TEST_SEED_OFFSET else "train", e)
+          continue
         yield (
           seed,
           {
@@ -480,10 +520,11 @@ class IbugPts(_SkippingBuilder):
             f" ({'/'.join(IMAGE_EXTENSIONS)}, any case)"
           )
         image = _read_image(image_path)
+        lm = lm - 1.0  # iBUG .pts are 1-based
+        check_example(image, lm, pts)
       except BadExampleError as e:
         self._bad(split, e)
         continue
-      lm = lm - 1.0  # iBUG .pts are 1-based
       yield key, _example(image, lm, _landmark_box(lm), key)
 
 
@@ -547,7 +588,9 @@ class Wflw(_SkippingBuilder):
     seen = collections.Counter()
     for r in records:
       try:
-        image = _read_image(os.path.join(manual_dir, "WFLW_images", r.image_path))
+        image_path = os.path.join(manual_dir, "WFLW_images", r.image_path)
+        image = _read_image(image_path)
+        check_example(image, r.landmarks, f"{image_path} (annotation line {r.line})")
       except BadExampleError as e:
         self._bad(split, e)
         continue

@@ -103,16 +103,33 @@ class _Preprocess(grain.transforms.RandomMap):
     self.dataset = config.dataset
     self.cache = _FrameCache(float(config.get("data_cache_gb", 0.0)) * 2**30)
 
-  def __call__(self, element: dict[str, Any], rng: np.random.Generator | None):
+  def _frame_and_landmarks(self, element: dict[str, Any]):
+    """The record's decoded image and landmarks, checked: a damaged or hostile
+    record stops the run naming it instead of feeding the model NaNs."""
+    where = f"dataset {self.dataset!r} example {element.get('id')!r}"
     landmarks = np.asarray(element["landmarks"], np.float32)
     if landmarks.shape != (self.num_landmarks, 2):
       raise ValueError(
-        f"dataset {self.dataset!r} example {element.get('id')!r} has landmarks"
-        f" of shape {landmarks.shape}, but the markup has {self.num_landmarks}"
-        " points: set config.markup to the dataset's markup"
+        f"{where} has landmarks of shape {landmarks.shape}, but the markup has"
+        f" {self.num_landmarks} points: set config.markup to the dataset's markup"
       )
-    return augment.preprocess(
-      self.cache.get(element.get("id"), element["image_png"]),
+    if not np.isfinite(landmarks).all():
+      raise ValueError(f"{where}: landmarks are not finite (NaN or inf)")
+    try:
+      frame = self.cache.get(element.get("id"), element["image_png"])
+    except ValueError as e:
+      raise ValueError(f"{where}: {e}") from None
+    shape = tuple(int(v) for v in element["image_shape"])
+    if frame.shape != shape:
+      raise ValueError(
+        f"{where}: the image decodes to {frame.shape}, but the record says {shape}"
+      )
+    return frame, landmarks
+
+  def __call__(self, element: dict[str, Any], rng: np.random.Generator | None):
+    frame, landmarks = self._frame_and_landmarks(element)
+    out = augment.preprocess(
+      frame,
       landmarks,
       element["face_box"],
       resolution=self.resolution,
@@ -122,6 +139,12 @@ class _Preprocess(grain.transforms.RandomMap):
       rng=rng,
       flip_permutation=self.flip_permutation,
     )
+    if not np.isfinite(out["landmarks"]).all():  # e.g. a degenerate face box
+      raise ValueError(
+        f"dataset {self.dataset!r} example {element.get('id')!r}: preprocessing"
+        f" gave non-finite landmarks (face box {np.asarray(element['face_box'])})"
+      )
+    return out
 
   def random_map(self, element: dict[str, Any], rng: np.random.Generator):
     out = self(element, rng)

@@ -88,7 +88,7 @@ def _synth_config_from_name(name: str) -> builders.HrfaceSynthConfig:
     ) from None
 
 
-def builder_for_config(config: ml_collections.ConfigDict):
+def builder_for_config(config: ml_collections.ConfigDict, *, skip_bad: bool = False):
   """The builder that ``config`` (dataset, data_dir, resolution...) reads."""
   return make_builder(
     config.dataset,
@@ -96,7 +96,22 @@ def builder_for_config(config: ml_collections.ConfigDict):
     resolution=config.get("synth_resolution", 0) or config.resolution,
     train_size=config.get("synth_train_size", 0),
     test_size=config.get("synth_test_size", 0),
+    skip_bad=skip_bad,
   )
+
+
+def prepare_from_folder(config: ml_collections.ConfigDict, manual_dir: str):
+  """Builds ``config``'s real dataset from ``manual_dir`` unless it is
+  prepared already, skipping (and recording) the files that are broken."""
+  builder = builder_for_config(config, skip_bad=True)
+  if not builder.is_prepared():
+    builders.build(builder, os.path.expanduser(manual_dir))
+  return builder
+
+
+def skipped_examples(builder, split: str) -> list[str]:
+  """What preparation skipped in ``split``: one "FILE: problem" per example."""
+  return list((builder.info.metadata.get("skipped", {}) or {}).get(split, []))
 
 
 def _prepare_command(builder) -> str:
@@ -149,7 +164,7 @@ def get_data_source(config: ml_collections.ConfigDict, split: str):
 def summary(builder) -> str:
   """What was built: examples per split, image sizes, skipped, where."""
   lines = [f"{builder.info.full_name} in {builder.data_dir}"]
-  skipped = dict(builder.info.metadata.get("skipped", {}) or {})
+  skipped = {name: skipped_examples(builder, name) for name in builder.info.splits}
   for name, split in sorted(builder.info.splits.items()):
     src = builder.as_data_source(name)
     # A sample (records hold whole images: 25 MB each at 4096^2).
