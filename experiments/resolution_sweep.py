@@ -465,6 +465,7 @@ def run_one(
   """Trains (if not yet) and evaluates one (model, resolution); its record."""
   from hrface_jax import checkpointing, evaluation, models  # noqa: PLC0415
 
+  t_record = time.perf_counter()
   job = "regional" if model == "regional_patches" else model
   config = eval_config_at(sweep, model, resolution)
   train_config = jobs.config(job, resolution)
@@ -514,8 +515,10 @@ def run_one(
 
   record["render_seconds"] = render_seconds(config)
   try:
+    t_train = time.perf_counter()
     trained = jobs.train(job, resolution)
     t0 = time.perf_counter()
+    t_train = t0 - t_train
     _, params, _ = checkpointing.load_for_inference(trained["workdir"])
     params = model_params(params, config)
     # One compiled inference step for the evaluation and the timing (their
@@ -534,7 +537,13 @@ def run_one(
     return record
   if model == "regional":
     record.update(_oracle_fields(trained["workdir"]))
+  # Everything but training and rendering: compiling for memory, evaluating,
+  # timing inference, the crop oracle.
+  record["analysis_seconds"] = round(
+    time.perf_counter() - t_record - t_train - record["render_seconds"], 1
+  )
   record.update(
+    job=os.path.basename(trained["workdir"]),
     nme_inter_ocular=metrics.get("nme_inter_ocular"),
     nme_pixels=metrics.get("error_pixels"),
     # Off the contour and along it: see Markup.contour_group.
@@ -669,6 +678,40 @@ def oracle_table(records: Sequence[dict]) -> str:
   return "\n".join(lines) + "\n"
 
 
+def time_table(records: Sequence[dict]) -> str:
+  """Where the sweep's time went, in minutes: rendering, each training job
+  once (shared ones are listed once however many records use them), and the
+  rest (memory compiles, evaluation, inference timing, the crop oracle)."""
+  jobs: dict[str, float] = {}
+  rendering = analysis = 0.0
+  for r in records:
+    if r.get("same_as"):  # a copy of another record: no time of its own
+      continue
+    rendering += r.get("render_seconds") or 0.0
+    analysis += r.get("analysis_seconds") or 0.0
+    for name, wall, render in (
+      (r.get("job"), r.get("wall_seconds"), r.get("train_render_seconds")),
+      (
+        r.get("coarse_workdir"),
+        r.get("coarse_wall_seconds"),
+        r.get("coarse_render_seconds"),
+      ),
+    ):
+      if name and wall is not None and name not in jobs:
+        jobs[name] = wall
+        rendering += render or 0.0
+  if not jobs:
+    return ""
+  rows = [("rendering the faces", rendering)]
+  rows += [(f"training {name}", seconds) for name, seconds in sorted(jobs.items())]
+  rows.append(("memory compiles, evaluation, timing, crop oracle", analysis))
+  total = sum(seconds for _, seconds in rows)
+  lines = ["| part | minutes |", "| --- | ---: |"]
+  lines += [f"| {name} | {seconds / 60:.1f} |" for name, seconds in rows]
+  lines.append(f"| **total** | **{total / 60:.1f}** |")
+  return "\n".join(lines) + "\n"
+
+
 def write_text(path: str, text: str) -> None:
   from hrface_jax import atomic  # noqa: PLC0415
 
@@ -685,9 +728,12 @@ def write_outputs(out: str, records: list[dict], header: str = "") -> None:
   oracle = oracle_table(records)
   if oracle:
     oracle = "\n## Crop oracle (NME, two-stage model)\n\n" + oracle
+  times = time_table(records)
+  if times:
+    times = "\n## Where the time went\n\n" + times
   write_text(
     os.path.join(out, f"{RESULTS_NAME}.md"),
-    header + "\n" + markdown_table(records) + oracle,
+    header + "\n" + markdown_table(records) + oracle + times,
   )
   if not records:
     return

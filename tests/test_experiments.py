@@ -110,6 +110,8 @@ def test_sweep_writes_all_outputs_and_resumes(data_dir, tmp_path, monkeypatch):
   for m in rs.MODELS:
     assert f"| {m} | 256 |" in md
   assert "## Crop oracle" in md  # the regional record's oracle figures
+  assert "## Where the time went" in md
+  assert all(r["analysis_seconds"] >= 0 for r in saved if not r.get("same_as"))
   for png in (
     "nme_vs_resolution",
     "nme_inner_vs_resolution",
@@ -135,6 +137,37 @@ def test_sweep_writes_all_outputs_and_resumes(data_dir, tmp_path, monkeypatch):
     r.get("wall_seconds") for r in records
   ]
   assert sum("reusing" in line for line in lines) >= 3
+
+
+def test_time_table_counts_each_job_and_rendering_once():
+  coarse = dict(coarse_workdir="coarse_a", coarse_wall_seconds=120.0)
+  coarse["coarse_render_seconds"] = 60.0
+  records = [
+    dict(job="regional_a", wall_seconds=60.0, train_render_seconds=0.0, **coarse)
+    | dict(render_seconds=30.0, analysis_seconds=6.0),
+    # The same job evaluated with its patch stages: no new training.
+    dict(job="regional_a", wall_seconds=60.0, train_render_seconds=0.0, **coarse)
+    | dict(render_seconds=0.0, analysis_seconds=6.0),
+    dict(job="holistic_a", wall_seconds=180.0, train_render_seconds=0.0)
+    | dict(render_seconds=0.0, analysis_seconds=12.0),
+    # A copy of another record (same_as): no time of its own.
+    dict(job="holistic_a", wall_seconds=180.0, same_as="holistic_input256")
+    | dict(render_seconds=0.0, analysis_seconds=12.0),
+    dict(model="holistic_full", status="does_not_fit"),
+  ]
+  table = rs.time_table(records)
+  rows = dict(
+    (cells[1].strip(), cells[2].strip())
+    for line in table.splitlines()[2:]
+    for cells in [line.split("|")]
+  )
+  assert rows["rendering the faces"] == "1.5"  # 30 s + the coarse job's 60 s
+  assert rows["training coarse_a"] == "2.0"
+  assert rows["training regional_a"] == "1.0"
+  assert rows["training holistic_a"] == "3.0"
+  assert rows["memory compiles, evaluation, timing, crop oracle"] == "0.4"
+  assert rows["**total**"] == "**7.9**"
+  assert rs.time_table([dict(model="holistic_full")]) == ""
 
 
 def _run_dir(work: str, prefix: str) -> str:
