@@ -3,15 +3,29 @@ prebuilt hrface_synth dataset and a minimal config."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import sys
+import tempfile
 
 # Most of the suite's time is XLA compiling. Tests check behaviour, not speed,
 # so they get XLA's cheapest compile (-38% wall time on the model tests).
 # Through the environment, before JAX is imported, so that the CLIs tests
 # start as subprocesses get it too. JAX_DISABLE_MOST_OPTIMIZATIONS=0 undoes it.
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
+# Many tests, and the training processes they start (kill/resume loops, two
+# processes against one), compile the same tiny steps again: one compilation
+# cache for every process of the run serves the repeats from disk. A fresh
+# folder per run (removed at exit); JAX_COMPILATION_CACHE_DIR set by the
+# caller is used as it is.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  _xla_cache = tempfile.mkdtemp(prefix="hrface_jax_tests_xla_cache_")
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = _xla_cache
+  atexit.register(shutil.rmtree, _xla_cache, ignore_errors=True)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import cv2
 import ml_collections
