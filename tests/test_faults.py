@@ -257,7 +257,8 @@ def test_train_cli_on_a_full_disk_stops_with_one_line_and_resumes(tmp_path, data
   cmd = train_command(
     tmp_path, workdir, data_dir, total_steps=8, checkpoint_every_steps=2
   )
-  env = dict(os.environ, PYTHONUNBUFFERED="1")
+  # No compilation cache: its writes would hit the size limit too (JAX warns).
+  env = dict(os.environ, PYTHONUNBUFFERED="1", JAX_ENABLE_COMPILATION_CACHE="false")
   proc = subprocess.Popen(
     cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
   )
