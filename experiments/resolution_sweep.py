@@ -174,6 +174,7 @@ _NOT_FINGERPRINTED = (
   "keep_checkpoints",
   "keep_best_checkpoints",
   "init_from",  # a path; what it holds is fingerprinted instead (run_jobs)
+  "distributed_timeout_s",  # how long processes wait for a lost one
 )
 
 
