@@ -191,7 +191,17 @@ def test_worker_processes_resume_exactly(synth_data_dir):
   _assert_same(_take(_train(config), 2), _take(_train(config), 2))
 
 
-def test_fast_high_resolution_path_gives_the_same_examples(synth_data_dir):
+@pytest.fixture(scope="module")
+def png_synth_dir(tmp_path_factory) -> str:
+  """png_synth_dir's faces stored as PNG (real datasets' form, and the
+  renderer's before its frames were stored raw)."""
+  d = str(tmp_path_factory.mktemp("png_synth"))
+  with mock.patch.object(builders, "encode_ppm", builders.encode_png):
+    build_fake_synth(d, SYNTH_RES, SYNTH_TRAIN, SYNTH_TEST)
+  return d
+
+
+def test_fast_high_resolution_path_gives_the_same_examples(png_synth_dir):
   """Whole-pixel shifts without rotation or zoom take the copy path of the
   warp, and decoded frames come from the cache after the first epoch: the
   batches are those of the resampling path without a cache, step for step."""
@@ -201,8 +211,8 @@ def test_fast_high_resolution_path_gives_the_same_examples(synth_data_dir):
     "augment.scale_max": 1.0,
     "augment.whole_pixel_shifts": True,
   }
-  cached = make_config(synth_data_dir, data_cache_gb=1.0, **fast)
-  plain = make_config(synth_data_dir, **fast)
+  cached = make_config(png_synth_dir, data_cache_gb=1.0, **fast)
+  plain = make_config(png_synth_dir, **fast)
   steps = 2 * SYNTH_TRAIN // plain.batch_size + 1  # past the first epoch
   with mock.patch.object(
     augment, "_is_whole_pixel_shift", return_value=False
@@ -217,12 +227,10 @@ def test_fast_high_resolution_path_gives_the_same_examples(synth_data_dir):
   assert any(_seed_of_or_none(lm) is None for b in want for lm in b["landmarks"])
 
 
-def test_raw_frames_give_the_batches_png_frames_give(synth_data_dir, tmp_path):
+def test_raw_frames_give_the_batches_png_frames_give(synth_data_dir, png_synth_dir):
   """The fast input path's stored form (binary PPM frames, decoded as views)
   gives the same examples as PNG frames, step for step, augmentation on."""
-  png_dir = str(tmp_path / "png")
-  with mock.patch.object(builders, "encode_ppm", builders.encode_png):
-    build_fake_synth(png_dir, SYNTH_RES, SYNTH_TRAIN, SYNTH_TEST)
+  png_dir = png_synth_dir
   source = prepare.get_data_source(make_config(png_dir), "train")
   assert source[0]["image_png"][:4] == b"\x89PNG"
   source = prepare.get_data_source(make_config(synth_data_dir), "train")
@@ -232,3 +240,15 @@ def test_raw_frames_give_the_batches_png_frames_give(synth_data_dir, tmp_path):
     _take(_train(make_config(synth_data_dir, data_cache_gb=1.0)), steps),
     _take(_train(make_config(png_dir)), steps),
   )
+
+
+def test_raw_frames_are_read_not_cached(synth_data_dir, png_synth_dir):
+  """Decoded PNG frames are kept (decoding costs); raw frames decode to views
+  of their records and are not (the page cache holds them, not the process)."""
+  for data_dir, kept in ((png_synth_dir, True), (synth_data_dir, False)):
+    pre = pipeline._Preprocess(make_config(data_dir, data_cache_gb=1.0), True)
+    source = prepare.get_data_source(make_config(data_dir), "train")
+    for i in range(3):
+      pre(source[i], np.random.default_rng(i))
+    assert (len(pre.cache.frames) == 3) == kept
+    assert (pre.cache.bytes == 3 * SYNTH_RES * SYNTH_RES * 3) == kept

@@ -67,7 +67,13 @@ def crop_to_face(config: ml_collections.ConfigDict) -> bool:
 class _FrameCache:
   """Decoded frames by example id, up to ``max_bytes`` (then no more are
   added): each frame is decoded once per process. Decoding is a pure
-  function of the stored bytes, so cached and fresh frames are identical."""
+  function of the stored bytes, so cached and fresh frames are identical.
+
+  Frames stored raw (rendered faces: binary PPM) decode to a view of their
+  record and are not kept: reading one is about as cheap as a cache hit,
+  and the OS page cache holds them without the process's memory (100
+  4096^2 frames would be 5 GB of it).
+  """
 
   def __init__(self, max_bytes: float):
     self.max_bytes = max_bytes
@@ -81,7 +87,8 @@ class _FrameCache:
     frame = self.frames.get(key) if key is not None else None
     if frame is None:
       frame = builders.decode_image(data)
-      if key is not None and self.bytes + frame.nbytes <= self.max_bytes:
+      view = np.may_share_memory(frame, np.frombuffer(data, np.uint8))
+      if not view and key is not None and self.bytes + frame.nbytes <= self.max_bytes:
         frame.setflags(write=False)  # shared by every later epoch
         self.frames[key] = frame
         self.bytes += frame.nbytes
