@@ -141,6 +141,12 @@ def _decode(data: bytes, name: str, reduce: int) -> tuple[np.ndarray, int]:
 _PPM_HEADER = re.compile(rb"P6\n(\d+) (\d+)\n255\n")
 
 
+def is_raw_frame(data: bytes) -> bool:
+  """Whether ``data`` is a frame stored raw (data.builders.encode_ppm's
+  binary PPM): :func:`decode_image` returns a view of it, no decoding."""
+  return _PPM_HEADER.match(data) is not None
+
+
 def _decode_ppm(data: bytes, name: str) -> np.ndarray | None:
   """A binary PPM as the datasets store rendered frames: a read-only view of
   ``data`` (no copy, no decoding); None for anything else."""

@@ -242,13 +242,28 @@ def test_raw_frames_give_the_batches_png_frames_give(synth_data_dir, png_synth_d
   )
 
 
-def test_raw_frames_are_read_not_cached(synth_data_dir, png_synth_dir):
-  """Decoded PNG frames are kept (decoding costs); raw frames decode to views
-  of their records and are not (the page cache holds them, not the process)."""
-  for data_dir, kept in ((png_synth_dir, True), (synth_data_dir, False)):
-    pre = pipeline._Preprocess(make_config(data_dir, data_cache_gb=1.0), True)
-    source = prepare.get_data_source(make_config(data_dir), "train")
-    for i in range(3):
+def test_each_frame_is_kept_once_decoded_or_as_its_record(
+  synth_data_dir, png_synth_dir
+):
+  """PNG frames: the decoded frame is kept (decoding costs). Raw frames decode
+  to views of their records: the record is kept (reading it costs), the view
+  is not kept again. Either way no file is read for a kept frame."""
+  frame = SYNTH_RES * SYNTH_RES * 3
+  for data_dir, png in ((png_synth_dir, True), (synth_data_dir, False)):
+    config = make_config(data_dir, data_cache_gb=1.0)
+    pre = pipeline._Preprocess(config, True)
+    source = pipeline._RawFrameRecords(prepare.get_data_source(config, "train"), 2**30)
+    for i in (0, 1, 2, 0):
       pre(source[i], np.random.default_rng(i))
-    assert (len(pre.cache.frames) == 3) == kept
-    assert (pre.cache.bytes == 3 * SYNTH_RES * SYNTH_RES * 3) == kept
+    assert pre.cache.bytes == (3 * frame if png else 0)
+    assert len(source.records) == (0 if png else 3)
+    if not png:
+      assert source.bytes == 3 * (frame + len(f"P6\n{SYNTH_RES} {SYNTH_RES}\n255\n"))
+      assert source[1] is source.records[1]  # kept, not read again
+  # A budget: records past it are read every time, not kept.
+  source = pipeline._RawFrameRecords(
+    prepare.get_data_source(make_config(synth_data_dir), "train"), 2.5 * frame
+  )
+  for i in range(4):
+    source[i]
+  assert sorted(source.records) == [0, 1]
