@@ -152,6 +152,7 @@ def test_one_and_two_devices_give_the_same_update(tmp_path, data_dir):
     assert d["max_diff"] < 1e-5 * max(1.0, d["max_moved"]) + 2e-6, (stage, d)
 
 
+@pytest.mark.slow
 def test_loss_decreases_on_a_tiny_synthetic_set(tmp_path, data_dir):
   config = tiny_config(
     data_dir,
@@ -179,6 +180,7 @@ def test_loss_decreases_on_a_tiny_synthetic_set(tmp_path, data_dir):
   assert saved["total_steps"] == 40
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_with_the_step(tmp_path, data_dir, monkeypatch):
   real_loss = models.loss_fn
 
