@@ -87,8 +87,8 @@ class _FrameCache:
     frame = self.frames.get(key) if key is not None else None
     if frame is None:
       frame = builders.decode_image(data)
-      view = np.may_share_memory(frame, np.frombuffer(data, np.uint8))
-      if not view and key is not None and self.bytes + frame.nbytes <= self.max_bytes:
+      raw = image_io.is_raw_frame(data)  # a view: its record is what is kept
+      if not raw and key is not None and self.bytes + frame.nbytes <= self.max_bytes:
         frame.setflags(write=False)  # shared by every later epoch
         self.frames[key] = frame
         self.bytes += frame.nbytes
