@@ -21,6 +21,7 @@ def get_config() -> ml_collections.ConfigDict:
   # configs/regional.py:gpu and configs/holistic.py:gpu nets (their own
   # bf16/EMA schedule, with common's steps, batch and learning rate on top).
   sweep.variant = "gpu"
+  sweep.train_in_subprocess = True  # each job in a process of its own
 
   sweep.shared_resolution = 256
   sweep.shared_train_size = 2000
@@ -46,6 +47,9 @@ def get_config() -> ml_collections.ConfigDict:
     )
   )
   sweep.regional = ml_collections.ConfigDict(dict(regional=dict(stem_max_stride=16)))
+  # 72-feature crops reach stride 16 at 2048^2: 4096^2 uses 2048^2's regional
+  # networks (frozen) and trains only its patch stages.
+  sweep.regional_shared_from = 2048
   sweep.coarse = ml_collections.ConfigDict()
   sweep.per_resolution = ml_collections.ConfigDict()
   sweep.holistic = ml_collections.ConfigDict()

@@ -38,9 +38,10 @@ from PIL import Image
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from hrface_jax import atomic, face_detect, image_io  # noqa: E402
+from hrface_jax import atomic, image_io  # noqa: E402
 from hrface_jax.data import synth  # noqa: E402
-from hrface_jax.predictor import Predictor  # noqa: E402
+from hrface_jax.inference import face_detect  # noqa: E402
+from hrface_jax.inference.predictor import Predictor  # noqa: E402
 
 
 def train_briefly(config_name: str, workdir: str, resolution: int = 0) -> str:

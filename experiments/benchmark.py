@@ -24,17 +24,11 @@ RESOURCE_EXHAUSTED) are reported with ``status`` and the bytes they need.
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-  sys.path.insert(0, HERE)
-
-import resolution_sweep as rs  # noqa: E402
+from hrface_jax import sweep as rs
 
 FIELDS = (
   "model",
@@ -100,8 +94,13 @@ def device_steps(config, iters: int) -> dict[str, float]:
   import jax  # noqa: PLC0415
   from flax import jax_utils  # noqa: PLC0415
 
-  from hrface_jax import evaluation, models, optim, stages, trainer  # noqa: PLC0415
-  from hrface_jax.train_state import create_train_state  # noqa: PLC0415
+  from hrface_jax import evaluation, models  # noqa: PLC0415
+  from hrface_jax.training import (
+    optim,  # noqa: PLC0415
+    stages,  # noqa: PLC0415
+    trainer,  # noqa: PLC0415
+  )
+  from hrface_jax.training.state import create_train_state  # noqa: PLC0415
 
   devices = jax.local_devices()
   model = models.build_model(config)
@@ -228,7 +227,7 @@ def main(argv) -> None:
   from hrface_jax import atomic  # noqa: PLC0415
 
   del argv
-  rs.quiet_experiment_logging()
+  rs.quiet_logging()
   f = flags.FLAGS
   if f.config is not None and f.budget is not None:
     raise app.UsageError("give --budget or --config, not both")

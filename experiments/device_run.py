@@ -30,8 +30,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
   sys.path.insert(0, HERE)
 
-import benchmark  # noqa: E402
-import resolution_sweep as rs  # noqa: E402
+import benchmark  # noqa: E402  (the sibling script's measurements)
+
+from hrface_jax import sweep as rs  # noqa: E402
 
 FIELDS = ("what", "model", "resolution", "batch", "status", "per_second", "unit")
 
@@ -177,7 +178,7 @@ def main(argv) -> None:
   from absl import flags  # noqa: PLC0415
 
   del argv
-  rs.quiet_experiment_logging()
+  rs.quiet_logging()
   f = flags.FLAGS
   if f.dry_run and not f.out:
     raise SystemExit("--dry_run needs --out (the committed results are real runs)")

@@ -20,7 +20,7 @@ from hrface_jax.models import config as model_config
 
 RESOLUTIONS = (256, 512, 1024, 2048, 4096)
 
-# Training stages: name -> what changes (see hrface_jax/stages.py).
+# Training stages: name -> what changes (see hrface_jax/training/stages.py).
 REGIONAL_STAGES = (("coarse", 0.3), ("regional", 0.4), ("joint", 0.3))
 HOLISTIC_STAGES = (("holistic", 1.0),)
 
@@ -212,7 +212,7 @@ def validate_config(
       f"not divisible by the {num_devices} local devices"
     )
   markup_lib.get_markup(config.markup)
-  from hrface_jax import stages  # noqa: PLC0415  (avoids an import cycle)
+  from hrface_jax.training import stages  # noqa: PLC0415  (avoids an import cycle)
 
   stages.validate_stages(config)
   if config.distributed not in ("auto", "on", "off"):

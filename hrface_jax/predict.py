@@ -23,10 +23,11 @@ from collections.abc import Sequence
 import numpy as np
 from absl import app, flags
 
-from hrface_jax import atomic, face_detect, image_io, viz
+from hrface_jax import atomic, image_io, viz
 from hrface_jax.cli import private_flags_parser, quiet_logging
 from hrface_jax.data import formats
-from hrface_jax.predictor import Face, Predictor
+from hrface_jax.inference import face_detect
+from hrface_jax.inference.predictor import Face, Predictor
 
 # This CLI's own flag set (hrface_jax.evaluate defines --checkpoint and --out
 # too; both modules are imported together in tests and notebooks).

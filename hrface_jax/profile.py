@@ -27,9 +27,10 @@ import optax
 from absl import app, flags
 from ml_collections import config_flags
 
-from hrface_jax import atomic, models, stages, trainer
+from hrface_jax import atomic, models
 from hrface_jax import markup as markup_lib
 from hrface_jax.cli import private_flags_parser
+from hrface_jax.training import stages, trainer
 
 # Private flag set: scripts and tests may import several CLIs (see cli.py).
 _FLAGS = flags.FlagValues()
@@ -189,7 +190,8 @@ def main(argv) -> None:
     print(f"wrote {_JSON.value}")
 
 
+_parse_flags = private_flags_parser(_FLAGS, "hrface_jax.profile", __doc__)
+
+
 if __name__ == "__main__":
-  app.run(
-    main, flags_parser=private_flags_parser(_FLAGS, "hrface_jax.profile", __doc__)
-  )
+  app.run(main, flags_parser=_parse_flags)

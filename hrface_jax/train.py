@@ -4,7 +4,7 @@ r"""Trains a landmark model from an ml-collections config.
         [--config.KEY=VALUE ...]
 
 Resumes from the workdir's latest checkpoint when there is one. The loop
-itself is :func:`hrface_jax.trainer.train_and_evaluate`.
+itself is :func:`hrface_jax.training.trainer.train_and_evaluate`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-from hrface_jax import multihost
 from hrface_jax.checkpointing import CheckpointWriteError, disk_full_reason
 from hrface_jax.cli import private_flags_parser, quiet_logging
-from hrface_jax.trainer import (  # noqa: F401  (re-exported for scripts)
+from hrface_jax.training import multihost
+from hrface_jax.training.trainer import (  # noqa: F401  (re-exported for scripts)
   NonFiniteLossError,
   maybe_initialize_distributed,
   train_and_evaluate,
@@ -76,5 +76,8 @@ def main(argv):
     sys.exit(1)
 
 
+_parse_flags = private_flags_parser(FLAGS, "hrface_jax.train", __doc__)
+
+
 if __name__ == "__main__":
-  app.run(main, flags_parser=private_flags_parser(FLAGS, "hrface_jax.train", __doc__))
+  app.run(main, flags_parser=_parse_flags)

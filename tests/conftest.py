@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import io
 import os
 import shutil
 import sys
@@ -31,6 +32,7 @@ import cv2
 import ml_collections
 import numpy as np
 import pytest
+from absl import app
 
 from hrface_jax.data import config as data_config
 from hrface_jax.data import formats
@@ -164,6 +166,24 @@ def train_command(config_dir, workdir, data_dir: str, **overrides) -> list[str]:
     f"--config={path}",
     f"--workdir={workdir}",
   ]
+
+
+def run_cli(module, *args: str) -> tuple[int, str, str]:
+  """Runs a CLI module (``hrface_jax.evaluate``, ...) in this process the way
+  ``python -m`` does: its own flag parser, then ``main``. Returns (exit code,
+  stdout, stderr). For tests of what a command prints and refuses; a real
+  process is still what the end-to-end CLI tests start."""
+  out, err = io.StringIO(), io.StringIO()
+  code = 0
+  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    try:
+      module.main(module._parse_flags([module.__name__, *args]))
+    except SystemExit as e:
+      code = e.code if isinstance(e.code, int) else 1
+    except app.UsageError as e:  # app.run prints it and exits 1
+      print(e, file=sys.stderr)
+      code = e.exitcode
+  return code, out.getvalue(), err.getvalue()
 
 
 def shared_checkpoint(tmp_path_factory) -> str:

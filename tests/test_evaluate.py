@@ -9,9 +9,11 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import shared_checkpoint, tiny_config
+from conftest import run_cli, shared_checkpoint, tiny_config
 
-from hrface_jax import evaluate, markup, plots
+from hrface_jax import evaluate as evaluate_cli
+from hrface_jax import markup
+from hrface_jax.evaluation import checkpoints, plots
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -22,7 +24,7 @@ def workdir(tmp_path_factory) -> str:
 
 
 def _io_nme(pred: np.ndarray, true: np.ndarray) -> float:
-  """300-W NME of one face, written out independently of hrface_jax.metrics."""
+  """300-W NME of one face, written independently of hrface_jax.evaluation.metrics."""
   d = np.linalg.norm(true[36] - true[45])
   return float(np.mean(np.linalg.norm(pred - true, axis=1)) / d)
 
@@ -97,7 +99,7 @@ def test_several_checkpoints_give_one_ced_plot(workdir, tmp_path, monkeypatch):
 
   monkeypatch.setattr(plots, "plot_ced", spy)
   step_dir = os.path.join(workdir, "checkpoints", "4")
-  out, results = evaluate.evaluate(
+  out, results = checkpoints.evaluate(
     [step_dir, workdir],
     str(tmp_path / "eval"),
     max_examples=3,
@@ -119,27 +121,23 @@ def test_several_checkpoints_give_one_ced_plot(workdir, tmp_path, monkeypatch):
 
 
 def test_default_output_folder_and_bad_paths(workdir, tmp_path):
-  r = subprocess.run(
-    [sys.executable, "-m", "hrface_jax.evaluate", f"--checkpoint={tmp_path / 'nope'}"],
-    cwd=REPO,
-    capture_output=True,
-    text=True,
-    timeout=120,
-  )
-  assert r.returncode == 1
-  assert "nope" in r.stderr and "no such checkpoint" in r.stderr
-  assert evaluate._workdir_of(os.path.join(workdir, "checkpoints", "4")) == (
+  code, _, err = run_cli(evaluate_cli, f"--checkpoint={tmp_path / 'nope'}")
+  assert code == 1
+  assert "nope" in err and "no such checkpoint" in err
+  code, _, err = run_cli(evaluate_cli)  # nothing to evaluate: a usage error
+  assert code == 1 and "give --workdir" in err
+  assert checkpoints._workdir_of(os.path.join(workdir, "checkpoints", "4")) == (
     os.path.abspath(workdir),
     True,
   )
-  assert evaluate._workdir_of(workdir) == (os.path.abspath(workdir), False)
+  assert checkpoints._workdir_of(workdir) == (os.path.abspath(workdir), False)
 
 
 def test_eval_config_overrides(tmp_path):
   config = tiny_config(str(tmp_path), batch_size=4)
-  c = evaluate.eval_config(config, resolution=512, split="train", batch_size=3)
+  c = checkpoints.eval_config(config, resolution=512, split="train", batch_size=3)
   assert c.resolution == 512 and c.synth_resolution == 512
   assert c.eval_split == "train" and c.batch_size >= 3
   assert config.resolution == 256  # the original is untouched
   with pytest.raises(ValueError, match="resolution=-1"):
-    evaluate.eval_config(config, resolution=-1)
+    checkpoints.eval_config(config, resolution=-1)

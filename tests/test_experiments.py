@@ -7,6 +7,7 @@ import math
 import os
 import sys
 
+import jax
 import ml_collections
 import numpy as np
 import pytest
@@ -14,10 +15,12 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "experiments"))
 
-import benchmark  # noqa: E402
-import resolution_sweep as rs  # noqa: E402
+import benchmark  # noqa: E402  (the script under test)
 
-from hrface_jax import trainer  # noqa: E402
+from hrface_jax import checkpointing  # noqa: E402
+from hrface_jax import sweep as rs  # noqa: E402
+from hrface_jax.evaluation import crop_oracle  # noqa: E402
+from hrface_jax.training import trainer  # noqa: E402
 
 
 def tiny_sweep(data_dir: str, **overrides) -> ml_collections.ConfigDict:
@@ -28,6 +31,10 @@ def tiny_sweep(data_dir: str, **overrides) -> ml_collections.ConfigDict:
   s.shared_train_size = 8
   s.coarse_steps = 4
   s.regional_steps = 4
+  s.patch_train_size = 8
+  # In this process, so tests can replace the trainer (one test runs a job in
+  # its own process: test_a_job_trains_in_its_own_process).
+  s.train_in_subprocess = False
   c = s.common
   c.data_dir = data_dir
   c.synth_train_size = 8
@@ -139,6 +146,81 @@ def test_sweep_writes_all_outputs_and_resumes(data_dir, tmp_path, monkeypatch):
   assert sum("reusing" in line for line in lines) >= 3
 
 
+@pytest.mark.slow
+def test_regional_networks_are_trained_once_and_shared_upwards(data_dir, tmp_path):
+  """With regional_shared_from=256, the 512^2 job starts from the 256^2
+  job's networks, keeps them frozen and trains only its patch stages (the
+  tiny config's crops are 64 px at both sizes: the same parameter shapes)."""
+  out, work = str(tmp_path / "out"), str(tmp_path / "runs")
+  sweep = tiny_sweep(
+    data_dir,
+    models=("regional", "regional_patches"),
+    resolutions=(256, 512),
+    regional_shared_from=256,
+  )
+  records = rs.run_sweep(sweep, out, work, log=lambda s: None)
+  names = sorted(n.rsplit("_", 1)[0] for n in os.listdir(work))
+  assert names == ["coarse_r256_s4", "regional_r256_s4", "regional_r512_s4"]
+  shared = _run_dir(work, "regional_r256_s4_")
+  own = _run_dir(work, "regional_r512_s4_")
+  config = json.load(open(os.path.join(own, "config.json")))
+  assert config["init_from"] == shared
+  assert config["frozen_modules"] == ["coarse", "regional"]
+  assert config["stages"] == [["joint", 1.0]]
+  _, shared_params, _ = checkpointing.load_for_inference(shared)
+  _, own_params, _ = checkpointing.load_for_inference(own)
+  for module in ("coarse", "regional"):  # copied, then never updated
+    for a, b in zip(
+      jax.tree.leaves(shared_params[module]),
+      jax.tree.leaves(own_params[module]),
+      strict=True,
+    ):
+      np.testing.assert_array_equal(a, b)
+  assert any(k.startswith("patches_") for k in own_params)  # what it trained
+  by = {(r["model"], r["resolution"]): r for r in records}
+  # Steps count what each model's networks had: 4 coarse + 4 regional, and
+  # the patch stages' own 4 at 512.
+  assert by["regional", 512]["steps"] == 8
+  assert by["regional_patches", 512]["steps"] == 12
+  assert by["regional_patches", 512]["regional_workdir"] == os.path.basename(shared)
+  assert "regional_workdir" not in by["regional", 256]
+  # The shared job's time is counted once in the time table.
+  table = rs.time_table(records)
+  assert sum("regional_r256" in line for line in table.splitlines()) == 1
+  # Without patch stages a larger resolution has nothing of its own to train:
+  # its record is the shared job's networks evaluated on 512^2 faces.
+  plain = tiny_sweep(
+    data_dir, models=("regional",), resolutions=(256, 512), regional_shared_from=256
+  )
+  again = rs.run_sweep(plain, str(tmp_path / "out2"), work, log=lambda s: None)
+  assert again[0]["job"] == again[1]["job"] and again[1]["resolution"] == 512
+  assert again[1]["job"].startswith("regional_r256_s4_")
+  assert not [n for n in os.listdir(work) if n.startswith("regional_r512")][1:]
+  # A change of the shared networks' job reaches the job that starts from it.
+  jobs = rs.Jobs(sweep, work, lambda s: None)
+  before = jobs.fingerprint("regional", 512)
+  sweep.regional.regional.widths = (8, 24)
+  assert jobs.fingerprint("regional", 512) != before
+
+
+@pytest.mark.slow
+def test_a_job_trains_in_its_own_process(data_dir, tmp_path, monkeypatch):
+  # This process's trainer must not be the one that runs.
+  monkeypatch.setattr(trainer, "train_and_evaluate", _no_training)
+  sweep = tiny_sweep(data_dir, models=("holistic_input256",), train_in_subprocess=True)
+  (rec,) = rs.run_sweep(
+    sweep, str(tmp_path / "out"), str(tmp_path / "runs"), log=lambda s: None
+  )
+  assert rec["status"] == "ok" and rec["nme_inter_ocular"] > 0
+  job = _run_dir(str(tmp_path / "runs"), "holistic")
+  assert os.path.exists(os.path.join(job, "checkpoints", "8"))
+  # A job that fails in its process: the error comes back with its text.
+  bad = rs.model_config(sweep, "holistic_input256", 256)
+  bad.total_steps = 0
+  with pytest.raises(RuntimeError, match="total_steps=0: must be a positive integer"):
+    rs.train_in_subprocess(bad, str(tmp_path / "bad"))
+
+
 def test_time_table_counts_each_job_and_rendering_once():
   coarse = dict(coarse_workdir="coarse_a", coarse_wall_seconds=120.0)
   coarse["coarse_render_seconds"] = 60.0
@@ -181,7 +263,7 @@ def test_sweep_reruns_only_runs_whose_config_changed(tmp_path, monkeypatch):
   def fake_run_one(sweep, model, res, jobs, budget, log):
     ran.append(os.path.basename(jobs.path(model, res)))
     config = rs.model_config(sweep, model, res)
-    (_, _, dataset, steps), fingerprint = rs._todo_key(jobs, model, res)
+    (_, _, dataset, steps), fingerprint = rs.todo_key(jobs, model, res)
     record = {k: None for k in rs.RECORD_FIELDS}
     record.update(
       model=model,
@@ -344,7 +426,6 @@ def test_benchmark_reports_every_field(data_dir):
 
 @pytest.mark.slow
 def test_crop_oracle_separates_crop_placement_from_the_networks(data_dir, tmp_path):
-  import crop_oracle  # noqa: PLC0415
 
   sweep = tiny_sweep(data_dir, models=("regional",))
   work = str(tmp_path / "runs")
@@ -371,7 +452,6 @@ def test_crop_oracle_separates_crop_placement_from_the_networks(data_dir, tmp_pa
 
 
 def test_shifted_crops_keep_the_attention_error_size_not_its_direction():
-  import crop_oracle  # noqa: PLC0415
 
   error = np.random.default_rng(1).normal(size=(3, 7, 2))
   angles = np.random.default_rng(2).uniform(0, 2 * np.pi, (3, 7))
@@ -385,7 +465,6 @@ def test_shifted_crops_keep_the_attention_error_size_not_its_direction():
 
 
 def test_crop_oracle_refuses_a_holistic_checkpoint(data_dir, tmp_path):
-  import crop_oracle  # noqa: PLC0415
 
   sweep = tiny_sweep(data_dir, models=("holistic_input256",))
   work = str(tmp_path / "runs")
@@ -396,7 +475,7 @@ def test_crop_oracle_refuses_a_holistic_checkpoint(data_dir, tmp_path):
 
 def test_regional_only_changes_keep_the_shared_coarse_network(tmp_path):
   sweep = tiny_sweep(str(tmp_path / "data"))
-  jobs = rs._Jobs(sweep, str(tmp_path / "runs"), lambda s: None)
+  jobs = rs.Jobs(sweep, str(tmp_path / "runs"), lambda s: None)
   coarse, regional = jobs.fingerprint("coarse", 256), jobs.fingerprint("regional", 256)
   sweep.regional.regional.fusion = "confidence"
   sweep.regional.patches.train_jitter = 0.1

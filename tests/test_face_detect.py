@@ -6,7 +6,7 @@ import importlib
 import numpy as np
 import pytest
 
-from hrface_jax import face_detect
+from hrface_jax.inference import face_detect
 
 
 class FakeDetector:

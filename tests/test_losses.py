@@ -6,10 +6,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hrface_jax import config_lib, stages
+from hrface_jax import config_lib
 from hrface_jax.models import heatmaps as hm
 from hrface_jax.models import losses
 from hrface_jax.models.config import CENTER_MODES
+from hrface_jax.training import stages
 
 
 def test_wing_matches_formula_on_hand_computed_values():

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hrface_jax import metrics
+from hrface_jax.evaluation import metrics
 from hrface_jax.markup import IBUG68, WFLW98, with_regions
 
 

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from conftest import with_overrides
 
-from hrface_jax import config_lib, models, trainer
+from hrface_jax import config_lib, models
 from hrface_jax import markup as markup_lib
 from hrface_jax.models import config as model_config
 from hrface_jax.models import regional as regional_lib
+from hrface_jax.training import trainer
 
 NUM_REGIONS = markup_lib.IBUG68.num_regions
 

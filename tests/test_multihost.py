@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 from conftest import make_config, tiny_config, train_command
 
-from hrface_jax import checkpointing, multihost
+from hrface_jax import checkpointing
 from hrface_jax.data import pipeline
+from hrface_jax.training import multihost
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -8,12 +8,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hrface_jax import config_lib, models, trainer
+from hrface_jax import config_lib, models
 from hrface_jax import markup as markup_lib
 from hrface_jax.models import config as model_config
 from hrface_jax.models import heatmaps as hm
 from hrface_jax.models import layers
 from hrface_jax.models.patches import PatchRefiner
+from hrface_jax.training import trainer
 
 
 def _patch_config(resolution=256, **patches):

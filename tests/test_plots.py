@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hrface_jax import plots
+from hrface_jax.evaluation import plots
 
 
 def _check_png(path) -> np.ndarray:

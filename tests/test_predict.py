@@ -15,12 +15,13 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from conftest import shared_checkpoint
+from conftest import run_cli, shared_checkpoint
 from PIL import Image
 
-from hrface_jax import Predictor, face_detect, predict
-from hrface_jax import predictor as predictor_lib
+from hrface_jax import Predictor, predict
 from hrface_jax.data import formats, synth
+from hrface_jax.inference import face_detect
+from hrface_jax.inference import predictor as predictor_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -288,22 +289,14 @@ def test_cli_bad_inputs_are_reported_and_skipped(workdir, face, tmp_path):
     np.testing.assert_allclose(pts - 1.0, result["faces"][0]["landmarks"], atol=2e-3)
 
   # A malformed --bbox is refused before anything runs.
-  r = subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "hrface_jax.predict",
-      f"--checkpoint={workdir}",
-      f"--out={tmp_path / 'o2'}",
-      "--bbox=10,10,5",
-      str(good),
-    ],
-    cwd=REPO,
-    capture_output=True,
-    text=True,
-    timeout=120,
+  code, _, err = run_cli(
+    predict,
+    f"--checkpoint={workdir}",
+    f"--out={tmp_path / 'o2'}",
+    "--bbox=10,10,5",
+    str(good),
   )
-  assert r.returncode == 1 and "--bbox=10,10,5" in r.stderr
+  assert code == 1 and "--bbox=10,10,5" in err
   assert not (tmp_path / "o2" / "good.json").exists()
 
 

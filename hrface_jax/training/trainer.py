@@ -2,7 +2,7 @@
 
 Data parallel over all devices with ``jax.pmap`` (gradients averaged with
 ``lax.pmean``), multi-host through ``jax.distributed`` (started by
-:mod:`hrface_jax.multihost`). Resumes from the workdir's latest checkpoint,
+:mod:`hrface_jax.training.multihost`). Resumes from the workdir's latest checkpoint,
 continuing the same data order; SIGTERM saves a checkpoint and exits.
 """
 
@@ -27,13 +27,16 @@ from absl import logging
 from flax import jax_utils
 from jax.experimental import multihost_utils
 
-from hrface_jax import checkpointing, config_lib, evaluation, models, optim, stages
+from hrface_jax import checkpointing, config_lib, evaluation, models
 from hrface_jax import markup as markup_lib
 from hrface_jax.data import pipeline, prepare
 from hrface_jax.models.config import CENTER_MODES
-from hrface_jax.multihost import maybe_initialize as maybe_initialize_distributed  # noqa: F401
-from hrface_jax.train_state import TrainState, create_train_state
-from hrface_jax.writers import MetricWriter
+from hrface_jax.training import optim, stages
+from hrface_jax.training.metric_writer import MetricWriter
+from hrface_jax.training.multihost import (
+  maybe_initialize as maybe_initialize_distributed,  # noqa: F401
+)
+from hrface_jax.training.state import TrainState, create_train_state
 
 AXIS = "batch"  # the pmap axis: devices on this host
 
@@ -148,7 +151,7 @@ def train_step(
 ) -> tuple[TrainState, dict[str, jax.Array]]:
   """One update on this device's share of the global batch.
 
-  ``controls``: the training stage (:func:`hrface_jax.stages.stage_controls`).
+  ``controls``: the training stage (:func:`hrface_jax.training.stages.stage_controls`).
   ``coarse_only``: a regional model's coarse stage, which runs (and reports
   the losses of) its coarse network alone; the update is the same.
   """
@@ -217,7 +220,7 @@ def make_p_train_step(
 ) -> Callable:
   """The pmapped ``step(state, batch, controls)`` over ``devices`` (default:
   every process's; each feeds its local ones its slice of the global batch).
-  ``controls`` (:func:`hrface_jax.stages.stage_controls`) are the
+  ``controls`` (:func:`hrface_jax.training.stages.stage_controls`) are the
   same on every device; every stage runs the one compiled step, except a
   regional model's coarse stage with ``coarse_only`` (:func:`train_step`)."""
   step = functools.partial(

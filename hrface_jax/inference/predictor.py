@@ -21,8 +21,9 @@ import jax
 import ml_collections
 import numpy as np
 
-from hrface_jax import checkpointing, face_detect, image_io, models
+from hrface_jax import checkpointing, image_io, models
 from hrface_jax.data import augment
+from hrface_jax.inference import face_detect
 
 SYNTH_FRAME_PER_FACE_BOX = 1.6
 

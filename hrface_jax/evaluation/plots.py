@@ -15,8 +15,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullLocator, PercentFormatter
 
-from hrface_jax import metrics
 from hrface_jax.atomic import atomic_open
+from hrface_jax.evaluation import metrics
 
 _DPI = 120
 

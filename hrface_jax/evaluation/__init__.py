@@ -1,7 +1,10 @@
-"""Batched, pmapped inference over a dataset split, and its metrics.
+"""Evaluation: batched, pmapped inference over a dataset split and its metrics
+(here), the metrics themselves (``metrics``), checkpoint evaluation
+(``checkpoints``, behind ``python -m hrface_jax.evaluate``), plots and the
+crop oracle.
 
-Shared by training's periodic validation and the ``hrface_jax.evaluate`` CLI,
-so both report the same numbers from the same code.
+Training's periodic validation and the evaluate CLI share this code, so both
+report the same numbers.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from tqdm import tqdm
 
 from hrface_jax import atomic
 from hrface_jax import markup as markup_lib
-from hrface_jax import metrics as metrics_lib
 from hrface_jax.data import pipeline
+from hrface_jax.evaluation import metrics as metrics_lib
 
 PREDICTION_KEYS = ("landmarks", "coarse_landmarks", "confidence", "crop_boxes")
 
