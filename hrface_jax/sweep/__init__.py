@@ -1,11 +1,5 @@
-r"""Regional vs holistic landmark models from 256^2 to 4096^2.
-
-    python experiments/resolution_sweep.py --budget=small   # 2 CPU cores, < 60 min
-    python experiments/resolution_sweep.py --budget=full    # a GPU
-    python experiments/resolution_sweep.py --config=configs/sweep_small.py \
-        --config.resolutions=256,512 --config.regional_steps=50 \
-        [--dataset=ibug_pts --data_dir=...] [--out=DIR] [--workdir=DIR] \
-        [--memory_budget_gb=16]
+r"""Regional vs holistic landmark models from 256^2 to 4096^2: the resolution
+sweep's library (``experiments/resolution_sweep.py`` is its command line).
 
 What is resolution-independent is trained once and shared:
 
