@@ -10,7 +10,7 @@ regional checkpoint (what each figure means is said there).
 
 from absl import app, flags
 
-from hrface_jax import evaluation, sweep
+from hrface_jax import atomic, sweep
 from hrface_jax.evaluation.crop_oracle import crop_oracle
 
 
@@ -22,7 +22,7 @@ def main(argv) -> None:
   for k, v in result.items():
     print(f"{k:>32}: {v:.4f}" if isinstance(v, float) else f"{k:>32}: {v}")
   if f.json:
-    evaluation.write_json(f.json, result)
+    atomic.write_json(f.json, result)
 
 
 if __name__ == "__main__":

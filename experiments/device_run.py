@@ -32,6 +32,7 @@ if HERE not in sys.path:
 
 import benchmark  # noqa: E402  (the sibling script's measurements)
 
+from hrface_jax import atomic  # noqa: E402
 from hrface_jax import sweep as rs  # noqa: E402
 
 FIELDS = ("what", "model", "resolution", "batch", "status", "per_second", "unit")
@@ -105,7 +106,6 @@ def device_run(
   out: str, *, dry_run: bool = False, iters: int = 5, log=print
 ) -> list[dict[str, Any]]:
   """Runs every measurement (see the module doc); returns the records."""
-  from hrface_jax import atomic  # noqa: PLC0415
 
   sizes = (64, 128) if dry_run else (1024, 2048, 4096)
   regional, holistic = _configs(dry_run)
@@ -120,7 +120,7 @@ def device_run(
     records.append(record)
     os.makedirs(out, exist_ok=True)
     atomic.write_json(os.path.join(out, "device_run.json"), records)
-    rs.write_text(os.path.join(out, "device_run.md"), markdown(records, device))
+    atomic.write_text(os.path.join(out, "device_run.md"), markdown(records, device))
     rate = record["per_second"]
     log(
       f"[{time.perf_counter() - t_start:5.0f} s] {record['what']} "

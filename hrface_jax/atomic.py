@@ -36,6 +36,12 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     raise
 
 
+def write_text(path: str | os.PathLike, text: str) -> None:
+  """Writes ``text``, atomically."""
+  with atomic_open(path, "w") as f:
+    f.write(text)
+
+
 def write_json(path: str | os.PathLike, obj: Any, indent: int = 2) -> None:
   """Writes ``obj`` as JSON, atomically."""
   with atomic_open(path, "w") as f:

@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from hrface_jax.atomic import atomic_open
+from hrface_jax import atomic
 
 WFLW_NUM_POINTS = 98
 _WFLW_FIELDS = 2 * WFLW_NUM_POINTS + 4 + 6 + 1  # coords, box, attributes, path
@@ -85,11 +85,6 @@ def read_pts(path: str | os.PathLike) -> np.ndarray:
   return points
 
 
-def _atomic_write_text(path: str, text: str) -> None:
-  with atomic_open(path, "w") as f:
-    f.write(text)
-
-
 def write_pts(path: str | os.PathLike, points: np.ndarray) -> None:
   """Writes ``points`` [N, 2] as an iBUG ``.pts`` file (atomically).
 
@@ -102,7 +97,7 @@ def write_pts(path: str | os.PathLike, points: np.ndarray) -> None:
   if not np.isfinite(points).all():
     raise ValueError(f"{os.fspath(path)}: refusing to write non-finite points")
   rows = "".join(f"{float(x)!r} {float(y)!r}\n" for x, y in points)
-  _atomic_write_text(
+  atomic.write_text(
     os.fspath(path), f"version: 1\nn_points: {len(points)}\n{{\n{rows}}}\n"
   )
 

@@ -18,17 +18,11 @@ import numpy as np
 from jax.experimental import multihost_utils
 from tqdm import tqdm
 
-from hrface_jax import atomic
 from hrface_jax import markup as markup_lib
 from hrface_jax.data import pipeline
 from hrface_jax.evaluation import metrics as metrics_lib
 
 PREDICTION_KEYS = ("landmarks", "coarse_landmarks", "confidence", "crop_boxes")
-
-
-def write_json(path: str, obj: Any) -> None:
-  """Writes JSON atomically."""
-  atomic.write_json(path, obj)
 
 
 def make_p_predict(model) -> Callable:

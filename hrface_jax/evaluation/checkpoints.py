@@ -15,7 +15,7 @@ import ml_collections
 import numpy as np
 from flax import jax_utils
 
-from hrface_jax import checkpointing, evaluation, models, viz
+from hrface_jax import atomic, checkpointing, evaluation, models, viz
 from hrface_jax.atomic import atomic_open
 from hrface_jax.data import pipeline, prepare
 from hrface_jax.evaluation import plots
@@ -239,12 +239,12 @@ def evaluate(
     suffix = f"_step{result['step']}" if is_step else ""
     out = os.path.join(workdir, f"eval_{config.eval_split}{suffix}")
   os.makedirs(out, exist_ok=True)
-  evaluation.write_json(os.path.join(out, "metrics.json"), result)
+  atomic.write_json(os.path.join(out, "metrics.json"), result)
   _write_jsonl(os.path.join(out, "predictions.jsonl"), config, predictions, nmes)
   if len(runs) > 1:
     for run_name, run_config, run_result, run_predictions, run_nmes in runs:
       folder = os.path.join(out, run_name.replace(os.sep, "_"))
-      evaluation.write_json(os.path.join(folder, "metrics.json"), run_result)
+      atomic.write_json(os.path.join(folder, "metrics.json"), run_result)
       _write_jsonl(
         os.path.join(folder, "predictions.jsonl"),
         run_config,

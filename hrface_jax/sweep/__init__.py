@@ -92,7 +92,6 @@ from hrface_jax.sweep.report import (
   time_table,
   todo_key,
   write_outputs,
-  write_text,
 )
 
 __all__ = [
@@ -127,7 +126,6 @@ __all__ = [
   "train_memory",
   "train_size_at",
   "write_outputs",
-  "write_text",
 ]
 
 

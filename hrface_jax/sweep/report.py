@@ -7,7 +7,7 @@ import math
 import os
 from collections.abc import Callable, Sequence
 
-from hrface_jax import atomic, evaluation
+from hrface_jax import atomic
 from hrface_jax.evaluation import plots
 from hrface_jax.sweep.jobs import MODELS, RESULTS_NAME, Jobs, model_config, steps_of
 
@@ -152,24 +152,18 @@ def time_table(records: Sequence[dict]) -> str:
   return "\n".join(lines) + "\n"
 
 
-def write_text(path: str, text: str) -> None:
-
-  with atomic.atomic_open(path) as f:
-    f.write(text)
-
-
 def write_outputs(out: str, records: list[dict], header: str = "") -> None:
   """JSON, markdown tables and the PNG plots (atomic writes)."""
 
   os.makedirs(out, exist_ok=True)
-  evaluation.write_json(os.path.join(out, f"{RESULTS_NAME}.json"), records)
+  atomic.write_json(os.path.join(out, f"{RESULTS_NAME}.json"), records)
   oracle = oracle_table(records)
   if oracle:
     oracle = "\n## Crop oracle (NME, two-stage model)\n\n" + oracle
   times = time_table(records)
   if times:
     times = "\n## Where the time went\n\n" + times
-  write_text(
+  atomic.write_text(
     os.path.join(out, f"{RESULTS_NAME}.md"),
     header + "\n" + markdown_table(records) + oracle + times,
   )

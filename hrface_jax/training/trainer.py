@@ -27,7 +27,7 @@ from absl import logging
 from flax import jax_utils
 from jax.experimental import multihost_utils
 
-from hrface_jax import checkpointing, config_lib, evaluation, models
+from hrface_jax import atomic, checkpointing, config_lib, evaluation, models
 from hrface_jax import markup as markup_lib
 from hrface_jax.data import pipeline, prepare
 from hrface_jax.models.config import CENTER_MODES
@@ -359,7 +359,7 @@ def train_and_evaluate(
     with open(config_path) as f:
       changed = config_lib.config_differences(json.load(f), config.to_dict())
   if is_main:
-    evaluation.write_json(config_path, config.to_dict())
+    atomic.write_json(config_path, config.to_dict())
   writer = MetricWriter(workdir, enabled=is_main)
   stage_list = stages.schedule(config)
 
