@@ -82,9 +82,6 @@ def base_config() -> ml_collections.ConfigDict:
 
   data_config.add_defaults(config)
   model_config.add_defaults(config)
-  # The coarse and regional stages crop around jittered ground truth; this is
-  # what the joint stage uses: per example, ground truth or predicted centres.
-  config.train_crop_centers = "mix"
   return config
 
 

@@ -396,3 +396,49 @@ def test_coarse_model_is_the_regional_models_coarse_network():
     "loss_attention_heatmap",
     "loss_attention_coord",
   }
+
+
+SECTIONS = (
+  ("coarse", models.CoarseNet),
+  ("regional", models.RegionalNet),
+  ("patches", models.PatchRefiner),
+  ("holistic", models.HolisticModel),
+)
+
+
+@pytest.mark.parametrize("section,module", SECTIONS)
+def test_config_defaults_are_the_module_fields(section, module):
+  """One default per hyperparameter: a module field with a default is in its
+  config section (or in config.heatmap / compute_dtype / input_resolution /
+  the level and pad_value the build derives), with that default."""
+  config = config_lib.base_config()
+  derived = {"dtype", "level", "input_resolution"}
+  if section == "patches":
+    derived.add("pad_value")  # config.regional's
+  for name, default in model_config.module_fields(module).items():
+    if name in derived:
+      continue
+    where = config.heatmap if name in config.heatmap else config[section]
+    assert name in where, f"{module.__name__}.{name} has no config field"
+    assert where[name] == default, (section, name)
+
+
+def test_build_module_takes_its_fields_by_name_lists_as_tuples():
+  section = {"widths": [8, [16]], "blocks": 2, "crop_fraction": 0.5}
+  net = model_config.build_module(
+    models.PatchRefiner, section, {"blocks": 3}, num_landmarks=2, size=8, stride=2
+  )
+  assert net.widths == (8, (16,))  # a config read back from JSON has lists
+  assert net.blocks == 3  # later sections win
+  assert net.stem_widths == models.PatchRefiner.stem_widths  # the module's default
+  assert net.size == 8 and net.num_landmarks == 2
+
+
+def test_a_config_read_back_from_json_builds_the_same_model():
+  import json  # noqa: PLC0415
+
+  config = config_lib.load_config_file("configs/regional_patches.py", "gpu,1024")
+  saved = config_lib.with_defaults(json.loads(json.dumps(config.to_dict())))
+  assert repr(models.build_model(saved)) == repr(models.build_model(config))
+  config.coarse.blocks = 3
+  assert models.build_model(config).coarse.blocks == 3

@@ -210,7 +210,7 @@ def test_stem_max_stride_pools_large_crops_before_the_learned_stem():
   cfg.regional.stem_max_stride = 16
   model = models.build_model(cfg)
   assert model.regional.crop_pool == 4
-  assert model_config.stem_factors(model.regional.stem_stride // 4) == (4, 4)
+  assert layers.stem_factors(model.regional.stem_stride // 4) == (4, 4)
   cfg.resolution = 1024  # stride 16: no pooling
   assert models.build_model(cfg).regional.crop_pool == 1
   cfg.resolution, cfg.regional.stem_max_stride = 4096, 24

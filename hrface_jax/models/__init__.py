@@ -17,6 +17,7 @@ from hrface_jax import markup as markup_lib
 from hrface_jax.models.coarse import CoarseLandmarkModel, CoarseNet
 from hrface_jax.models.config import (
   add_defaults,
+  build_module,
   patch_stages,
   regional_crop,
   validate_model_config,
@@ -43,6 +44,7 @@ __all__ = [
   "RegionalNet",
   "add_defaults",
   "build_model",
+  "build_module",
   "coordinate_loss",
   "crop_boxes",
   "crop_center_jitter",
@@ -61,82 +63,60 @@ __all__ = [
 ]
 
 
-def build_model(config: ml_collections.ConfigDict) -> nn.Module:
-  """The configured model (validates the config first)."""
-  validate_model_config(config)
+def build_model(
+  config: ml_collections.ConfigDict, *, validate: bool = True
+) -> nn.Module:
+  """The configured model. ``validate=False``: the caller just validated it."""
+  if validate:
+    validate_model_config(config)
   markup = markup_lib.get_markup(config.markup)
-  dtype = get_dtype(config.compute_dtype)
-  h = config.heatmap
+  # Fields one config value sets for every module that has them.
+  shared = dict(config.heatmap, dtype=get_dtype(config.compute_dtype))
   if config.model_name == "holistic":
-    ho = config.holistic
-    return HolisticModel(
+    return build_module(
+      HolisticModel,
+      config.holistic,
+      shared,
       num_landmarks=markup.num_landmarks,
       input_resolution=int(config.input_resolution),
-      stem_width=ho.stem_width,
-      width=ho.width,
-      levels=ho.levels,
-      stacks=ho.stacks,
-      blocks=ho.blocks,
-      sigma=h.sigma,
-      temperature=h.temperature,
-      dtype=dtype,
     )
-  c, r = config.coarse, config.regional
-  crop_size, stem_stride = regional_crop(config)
-  coarse = CoarseNet(
+  coarse = build_module(
+    CoarseNet,
+    config.coarse,
+    shared,
     num_landmarks=markup.num_landmarks,
     num_regions=markup.num_regions,
-    input_size=c.input_size,
-    stem_stride=c.stem_stride,
-    stem_width=c.stem_width,
-    widths=tuple(c.widths),
-    blocks=c.blocks,
-    heatmap_level=c.heatmap_level,
-    sigma=h.sigma,
-    attention_sigma=h.attention_sigma,
-    temperature=h.temperature,
-    dtype=dtype,
   )
   if config.model_name == "coarse":
     return CoarseLandmarkModel(coarse=coarse)
-  regional = RegionalNet(
+  crop_size, stem_stride = regional_crop(config)
+  regional = build_module(
+    RegionalNet,
+    config.regional,
+    shared,
     region_index=tuple(tuple(int(i) for i in v) for v in markup.regions.values()),
     crop_size=crop_size,
     stem_stride=stem_stride,
-    stem_widths=tuple(r.stem_widths),
-    widths=tuple(r.widths),
-    blocks=r.blocks,
-    share_trunk=r.share_trunk,
-    differentiable_crop=r.differentiable_crop,
-    remat_stem=r.remat_stem,
-    stem_max_stride=r.stem_max_stride,
-    pad_value=r.pad_value,
-    sigma=h.sigma,
-    temperature=h.temperature,
-    dtype=dtype,
   )
   patches = ()
   if config.patches.enabled:
-    p = config.patches
     patches = tuple(
-      PatchRefiner(
+      build_module(
+        PatchRefiner,
+        config.patches,
+        shared,
         num_landmarks=markup.num_landmarks,
         size=stage.size,
         stride=stage.stride,
         level=stage.level,
-        stem_widths=tuple(p.stem_widths),
-        widths=tuple(p.widths),
-        blocks=p.blocks,
-        pad_value=r.pad_value,
-        temperature=h.temperature,
-        dtype=dtype,
+        pad_value=config.regional.pad_value,
       )
       for stage in patch_stages(config)
     )
   return RegionalLandmarkModel(
     coarse=coarse,
     regional=regional,
-    center_source=c.center_source,
-    fusion=r.fusion,
+    center_source=config.coarse.center_source,
+    fusion=config.regional.fusion,
     patches=patches,
   )

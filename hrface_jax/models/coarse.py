@@ -22,23 +22,23 @@ class CoarseNet(nn.Module):
 
   num_landmarks: int
   num_regions: int
-  input_size: int = 256
-  stem_stride: int = 4
+  input_size: int = 256  # the whole image is area-downsampled to this, on device
+  stem_stride: int = 4  # space-to-depth stem
   stem_width: int = 16
-  widths: Sequence[int] = (16, 32, 48, 64)
-  blocks: int = 1
+  widths: Sequence[int] = (16, 32, 48, 64)  # encoder-decoder levels, strides 4..32
+  blocks: int = 1  # residual blocks per level
+  # Level the heads read (stride stem_stride * 2**level): 64x64 maps.
   heatmap_level: int = 0
-  sigma: float = 1.5
-  attention_sigma: float = 3.0
-  temperature: float = 0.1
+  sigma: float = 1.5  # Gaussian target std, in heatmap pixels
+  attention_sigma: float = 3.0  # the same for the region attention maps
+  temperature: float = 0.1  # spatial softmax temperature: softmax(logits / T)
   dtype: layers.Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, images: jax.Array) -> dict[str, jax.Array]:
     x, scale = layers.prepare_input(images, self.input_size)
-    from hrface_jax.models.config import stem_factors  # noqa: PLC0415
 
-    factors = stem_factors(self.stem_stride)
+    factors = layers.stem_factors(self.stem_stride)
     x = layers.SpaceToDepthStem(factors, (self.stem_width,), dtype=self.dtype)(x)
     x = layers.EncoderDecoder(
       self.widths, self.blocks, self.heatmap_level, dtype=self.dtype

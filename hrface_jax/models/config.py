@@ -1,8 +1,12 @@
 """Model config defaults (owned by the model layer) and their validation.
 
-Every model field lives here with a default that gives a *small* model: it
-trains on 256-512 px synthetic faces to a visible result in minutes on a
-laptop CPU. ``configs/regional.py:gpu`` and ``configs/holistic.py:gpu`` widen it.
+Every model field has one default, and it gives a *small* model: it trains
+on 256-512 px synthetic faces to a visible result in minutes on a laptop CPU
+(``configs/regional.py:gpu`` and ``configs/holistic.py:gpu`` widen it). A
+network hyperparameter's default is its Flax module's field
+(:func:`module_fields` makes the config sections from them and
+:func:`build_module` hands them back); the crop and patch geometry, the
+heatmap targets, losses and training crops are defined here.
 
 Crop and patch sizes follow from measured errors, not from a hand-written
 table per resolution (:func:`crop_fraction_for` and :func:`patch_stages`):
@@ -27,10 +31,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
+from typing import Any
 
+import flax.linen as nn
 import ml_collections
 
 from hrface_jax import markup as markup_lib
+from hrface_jax.models.coarse import CoarseNet
+from hrface_jax.models.holistic import HolisticModel
+from hrface_jax.models.layers import stem_factors  # noqa: F401  (its old home)
+from hrface_jax.models.patches import PatchRefiner
+from hrface_jax.models.regional import RegionalLandmarkModel, RegionalNet
 
 MODEL_NAMES = ("regional", "coarse", "holistic")
 CENTER_MODES = ("gt_jitter", "predicted", "mix", "between")
@@ -136,30 +148,64 @@ def patch_stages(
     window = f * s * d / float(p.shrink)
 
 
+# Module fields the config does not hold per module: one value for several
+# modules (config.heatmap, config.compute_dtype, config.regional.pad_value,
+# config.input_resolution) or geometry that follows from other fields.
+_NOT_PER_MODULE = frozenset(
+  ("sigma", "attention_sigma", "temperature", "dtype", "input_resolution")
+)
+
+
+def module_fields(module: type[nn.Module], *, exclude=()) -> dict[str, Any]:
+  """A Flax module's hyperparameters with their defaults: its dataclass fields
+  that have one, less ``exclude`` (Flax's own ``parent`` and ``name`` too).
+
+  The module's field is the one default of each model hyperparameter: the
+  config sections are made from these, and :func:`build_module` passes a
+  section's values back by name.
+  """
+  skip = {"parent", "name", *exclude}
+  return {
+    f.name: f.default
+    for f in dataclasses.fields(module)
+    if f.name not in skip and f.default is not dataclasses.MISSING
+  }
+
+
+def _frozen(value: Any) -> Any:
+  """Lists (a config read back from JSON) as tuples: module fields are hashed."""
+  if isinstance(value, list | tuple):
+    return tuple(_frozen(v) for v in value)
+  return value
+
+
+def build_module(module: type[nn.Module], *sections: Mapping[str, Any], **fixed: Any):
+  """``module`` with each of its fields that a config section names (later
+  sections win), then ``fixed`` (derived values: sizes, crop geometry)."""
+  names = {f.name for f in dataclasses.fields(module)} - {"parent", "name"}
+  kwargs = {k: _frozen(v) for s in sections for k, v in s.items() if k in names}
+  return module(**{**kwargs, **fixed})
+
+
 def add_defaults(config: ml_collections.ConfigDict) -> None:
-  """Adds every model field with its default (small, CPU-friendly) value."""
+  """Adds every model field with its default (small, CPU-friendly) value.
+
+  Network hyperparameters come from the modules' own field defaults
+  (:func:`module_fields`); what is written here is what no module holds.
+  """
   config.compute_dtype = "float32"  # "float32" | "bfloat16" (params stay float32)
   # Holistic model: longer image side it sees (0 = full resolution).
-  config.input_resolution = 0
-
+  config.input_resolution = module_fields(HolisticModel)["input_resolution"]
+  coarse = module_fields(CoarseNet)
   config.heatmap = ml_collections.ConfigDict(
-    dict(
-      sigma=1.5,  # Gaussian target std, in heatmap pixels
-      attention_sigma=3.0,  # the same for the region attention maps
-      temperature=0.1,  # spatial softmax temperature: softmax(logits / T)
-    )
+    {k: coarse[k] for k in ("sigma", "attention_sigma", "temperature")}
   )
+  landmark_model = module_fields(RegionalLandmarkModel)
 
   config.coarse = ml_collections.ConfigDict(
     dict(
-      input_size=256,  # the whole image is area-downsampled to this, on device
-      stem_stride=4,  # space-to-depth stem
-      stem_width=16,
-      widths=(16, 32, 48, 64),  # encoder-decoder levels at strides 4, 8, 16, 32
-      blocks=1,  # residual blocks per level
-      # Level the heads read (stride stem_stride * 2**level): 64x64 maps.
-      heatmap_level=0,
-      center_source="attention",  # "attention" | "landmarks" (mean of coarse)
+      **module_fields(CoarseNet, exclude=_NOT_PER_MODULE),
+      center_source=landmark_model["center_source"],
     )
   )
 
@@ -173,27 +219,8 @@ def add_defaults(config: ml_collections.ConfigDict) -> None:
       crop_table=(),  # rows (resolution, crop_size, stem_stride) override the rule
       crop_size=0,  # > 0 overrides the rule and the table (full-resolution pixels)
       stem_stride=0,  # > 0 overrides them; must divide crop_size
-      # Channels of the space-to-depth stem stages (stage i uses stem_widths[i],
-      # the last one repeats: a stride of 64 has stages 4, 4, 4).
-      stem_widths=(16, 32),
-      widths=(16, 32, 48),  # encoder-decoder levels after the stem
-      blocks=1,
-      share_trunk=False,  # True: one trunk, per-region heads; False: per region
-      # Bilinear sub-pixel crops: the crop moves smoothly with its centre, so
-      # gradients reach the attention maps (hard crops stop them).
-      differentiable_crop=False,
-      remat_stem=True,  # recompute the stem in the backward pass (saves memory)
-      # > 0: crops whose stem stride is larger are first area-averaged down to
-      # this stride (a mean over stride / stem_max_stride pixels per side),
-      # so the learned stem runs on at most feature_size x stem_max_stride
-      # pixels per side. 0: the learned stem sees every pixel (the paper).
-      stem_max_stride=0,
-      pad_value=0,  # uint8 value outside the image
-      # How a landmark's estimates combine. "confidence": the regions that
-      # contain it, weighted by heatmap sharpness (the coarse landmark only
-      # where no region does). "precision": those and the coarse landmark,
-      # each weighted by 1 / its heatmap variance in full-image pixels^2.
-      fusion="confidence",
+      **module_fields(RegionalNet, exclude=_NOT_PER_MODULE),
+      fusion=landmark_model["fusion"],
     )
   )
 
@@ -207,9 +234,8 @@ def add_defaults(config: ml_collections.ConfigDict) -> None:
       # percentile error (patch_stages).
       first_window=0.125,
       shrink=4,  # each stage's window / the next one's
-      stem_widths=(16, 32),
-      widths=(16, 32, 48),
-      blocks=1,
+      # Every stage's network (their pad_value is config.regional's).
+      **module_fields(PatchRefiner, exclude={*_NOT_PER_MODULE, "level", "pad_value"}),
       # Training centres: ground truth + uniform +- this fraction of the
       # stage's window (the joint stage mixes in the model's own points).
       train_jitter=0.2,
@@ -217,19 +243,15 @@ def add_defaults(config: ml_collections.ConfigDict) -> None:
   )
 
   config.holistic = ml_collections.ConfigDict(
-    dict(
-      stem_width=32,  # stride-2 stage; the hourglasses run at stride 4
-      width=64,
-      levels=4,  # hourglass depth: strides 4, 8, 16, 32
-      stacks=2,  # intermediate supervision on every stack's heatmaps
-      blocks=1,
-    )
+    module_fields(HolisticModel, exclude=_NOT_PER_MODULE)
   )
 
-  # Crop centres while training: jittered ground truth, predicted by the
-  # attention, per example a mix of both, or per example and region a uniform
-  # random point between them ("between").
-  config.train_crop_centers = "gt_jitter"
+  # Crop centres in the joint stage (the coarse and regional stages crop
+  # around jittered ground truth): jittered ground truth ("gt_jitter"),
+  # predicted by the attention ("predicted"), per example a mix of both
+  # ("mix"), or per example and region a uniform random point between them
+  # ("between").
+  config.train_crop_centers = "mix"
   config.train_crop_jitter = 0.03  # uniform +-, as a fraction of the image side
   config.train_crop_mix_gt_fraction = 0.5  # "mix": P(ground truth) per example
 
@@ -287,21 +309,6 @@ def regional_crop(config: ml_collections.ConfigDict) -> tuple[int, int]:
   if r.stem_stride > 0:
     stride = int(r.stem_stride)
   return size, stride
-
-
-def stem_factors(stride: int) -> tuple[int, ...]:
-  """Splits a stem stride into space-to-depth factors, 4s first (64 -> 4,4,4)."""
-  factors, s = [], int(stride)
-  while s % 4 == 0:
-    factors.append(4)
-    s //= 4
-  p = 2
-  while s > 1:
-    while s % p == 0:
-      factors.append(p)
-      s //= p
-    p += 1
-  return tuple(factors)
 
 
 def _check(cond: bool, field: str, value, why: str) -> None:

@@ -21,11 +21,11 @@ class HolisticModel(nn.Module):
   """
 
   num_landmarks: int
-  input_resolution: int = 0
-  stem_width: int = 32
+  input_resolution: int = 0  # longer side it sees (0: full resolution)
+  stem_width: int = 32  # stride-2 stage; the hourglasses run at stride 4
   width: int = 64
-  levels: int = 4
-  stacks: int = 2
+  levels: int = 4  # hourglass depth: strides 4, 8, 16, 32
+  stacks: int = 2  # intermediate supervision on every stack's heatmaps
   blocks: int = 1
   sigma: float = 1.5
   temperature: float = 0.1

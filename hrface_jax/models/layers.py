@@ -283,3 +283,18 @@ class HeatmapHead(nn.Module):
     tiny = nn.initializers.variance_scaling(1e-4, "fan_in", "truncated_normal")
     x = nn.Dense(self.num, dtype=self.dtype, kernel_init=tiny)(x)
     return x.astype(jnp.float32)
+
+
+def stem_factors(stride: int) -> tuple[int, ...]:
+  """Splits a stem stride into space-to-depth factors, 4s first (64 -> 4,4,4)."""
+  factors, s = [], int(stride)
+  while s % 4 == 0:
+    factors.append(4)
+    s //= 4
+  p = 2
+  while s > 1:
+    while s % p == 0:
+      factors.append(p)
+      s //= p
+    p += 1
+  return tuple(factors)

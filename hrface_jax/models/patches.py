@@ -48,7 +48,6 @@ class PatchRefiner(nn.Module):
   def __call__(self, images: jax.Array, centers: jax.Array) -> dict[str, jax.Array]:
     """Patches around ``centers`` [B, L, 2] (full-image pixels) of ``images``
     [B, H, W, C] uint8 -> refined points [B, L, 2] and what the loss needs."""
-    from hrface_jax.models.config import stem_factors  # noqa: PLC0415
 
     native = self.level <= 0 or self.level >= max(images.shape[1:3])
     if native:
@@ -64,7 +63,7 @@ class PatchRefiner(nn.Module):
       source, at_level, self.size, pad_value=pad
     )  # [B, L, s, s, C], origins in level pixels
     x = layers.SpaceToDepthStem(
-      stem_factors(self.stride) or (1,),  # stride 1: a per-pixel embedding
+      layers.stem_factors(self.stride) or (1,),  # stride 1: a per-pixel embedding
       tuple(self.stem_widths),
       self.dtype,
       normalize_input=native,

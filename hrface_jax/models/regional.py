@@ -121,16 +121,22 @@ class RegionalNet(nn.Module):
   region_index: RegionIndex
   crop_size: int
   stem_stride: int
+  # Channels of the space-to-depth stem stages (stage i uses stem_widths[i],
+  # the last one repeats: a stride of 64 has stages 4, 4, 4).
   stem_widths: Sequence[int] = (16, 32)
-  widths: Sequence[int] = (16, 32, 48)
+  widths: Sequence[int] = (16, 32, 48)  # encoder-decoder levels after the stem
   blocks: int = 1
-  share_trunk: bool = False
+  share_trunk: bool = False  # True: one trunk, per-region heads; False: per region
+  # Bilinear sub-pixel crops: the crop moves smoothly with its centre, so
+  # gradients reach the attention maps (hard crops stop them).
   differentiable_crop: bool = False
-  remat_stem: bool = True
-  # > 0: a stem stride above this starts with an area mean over
-  # stem_stride / stem_max_stride pixels per side (cheap), then learns the rest.
+  remat_stem: bool = True  # recompute the stem in the backward pass (saves memory)
+  # > 0: crops whose stem stride is larger are first area-averaged down to
+  # this stride (a mean over stem_stride / stem_max_stride pixels per side),
+  # so the learned stem runs on at most feature_size x stem_max_stride
+  # pixels per side. 0: the learned stem sees every pixel (the paper).
   stem_max_stride: int = 0
-  pad_value: int = 0
+  pad_value: int = 0  # uint8 value outside the image
   sigma: float = 1.5
   temperature: float = 0.1
   dtype: layers.Dtype = jnp.float32
@@ -144,7 +150,6 @@ class RegionalNet(nn.Module):
 
   @nn.compact
   def __call__(self, images: jax.Array, centers: jax.Array) -> dict[str, jax.Array]:
-    from hrface_jax.models.config import stem_factors  # noqa: PLC0415
 
     num_regions = len(self.region_index)
     size = self.crop_size
@@ -172,7 +177,7 @@ class RegionalNet(nn.Module):
       split_rngs={"params": not shared},
       length=num_regions,
     )(
-      stem_factors(self.stem_stride // self.crop_pool),
+      layers.stem_factors(self.stem_stride // self.crop_pool),
       tuple(self.stem_widths),
       self.remat_stem,
       self.dtype,
@@ -233,8 +238,14 @@ class RegionalLandmarkModel(nn.Module):
 
   coarse: CoarseNet
   regional: RegionalNet
-  center_source: str = "attention"  # "attention" | "landmarks"
-  fusion: str = "confidence"  # "confidence" | "precision" (see __call__)
+  # Crop centres: the attention maps' soft-argmax, or "landmarks": the mean
+  # of each region's coarse landmarks.
+  center_source: str = "attention"
+  # How a landmark's estimates combine. "confidence": the regions that
+  # contain it, weighted by heatmap sharpness (the coarse landmark only
+  # where no region does). "precision": those and the coarse landmark,
+  # each weighted by 1 / its heatmap variance in full-image pixels^2.
+  fusion: str = "confidence"
   patches: Sequence[PatchRefiner] = ()
 
   @nn.compact

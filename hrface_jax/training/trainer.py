@@ -363,7 +363,7 @@ def train_and_evaluate(
   writer = MetricWriter(workdir, enabled=is_main)
   stage_list = stages.schedule(config)
 
-  model = models.build_model(config)
+  model = models.build_model(config, validate=False)  # validate_config did
   tx = optim.make_optimizer(config)
   rng = jax.random.PRNGKey(config.seed)
   params_rng, state_rng = jax.random.split(rng)
