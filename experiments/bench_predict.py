@@ -28,20 +28,18 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 
 import numpy as np
 from PIL import Image
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+from hrface_jax import atomic, image_io
+from hrface_jax.data import synth
+from hrface_jax.inference import face_detect
+from hrface_jax.inference.predictor import Predictor
 
-from hrface_jax import atomic, image_io  # noqa: E402
-from hrface_jax.data import synth  # noqa: E402
-from hrface_jax.inference import face_detect  # noqa: E402
-from hrface_jax.inference.predictor import Predictor  # noqa: E402
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def train_briefly(config_name: str, workdir: str, resolution: int = 0) -> str:

@@ -22,18 +22,12 @@ it measured. ``--dry_run`` does the same on tiny sizes and nets (CPU, tests).
 from __future__ import annotations
 
 import os
-import sys
 import time
 from typing import Any
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-  sys.path.insert(0, HERE)
-
-import benchmark  # noqa: E402  (the sibling script's measurements)
-
-from hrface_jax import atomic  # noqa: E402
-from hrface_jax import sweep as rs  # noqa: E402
+from hrface_jax import atomic
+from hrface_jax import sweep as rs
+from hrface_jax.sweep import benchmark
 
 FIELDS = ("what", "model", "resolution", "batch", "status", "per_second", "unit")
 
@@ -182,7 +176,11 @@ def main(argv) -> None:
   f = flags.FLAGS
   if f.dry_run and not f.out:
     raise SystemExit("--dry_run needs --out (the committed results are real runs)")
-  device_run(f.out or os.path.join(HERE, "results"), dry_run=f.dry_run, iters=f.iters)
+  device_run(
+    f.out or os.path.join(rs.REPO, "experiments", "results"),
+    dry_run=f.dry_run,
+    iters=f.iters,
+  )
 
 
 if __name__ == "__main__":

@@ -5,22 +5,19 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 
 import jax
 import ml_collections
 import numpy as np
 import pytest
 
+from hrface_jax import checkpointing
+from hrface_jax import sweep as rs
+from hrface_jax.evaluation import crop_oracle
+from hrface_jax.sweep import benchmark
+from hrface_jax.training import trainer
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "experiments"))
-
-import benchmark  # noqa: E402  (the script under test)
-
-from hrface_jax import checkpointing  # noqa: E402
-from hrface_jax import sweep as rs  # noqa: E402
-from hrface_jax.evaluation import crop_oracle  # noqa: E402
-from hrface_jax.training import trainer  # noqa: E402
 
 
 def tiny_sweep(data_dir: str, **overrides) -> ml_collections.ConfigDict:
