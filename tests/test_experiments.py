@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import subprocess
+import sys
+import time
 
 import jax
 import ml_collections
@@ -216,6 +219,57 @@ def test_a_job_trains_in_its_own_process(data_dir, tmp_path, monkeypatch):
   bad.total_steps = 0
   with pytest.raises(RuntimeError, match="total_steps=0: must be a positive integer"):
     rs.train_in_subprocess(bad, str(tmp_path / "bad"))
+
+
+def _children_of(pid: int) -> list[int]:
+  """Live child processes of ``pid`` (Linux /proc)."""
+  out = []
+  for entry in os.listdir("/proc"):
+    try:
+      with open(f"/proc/{entry}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+      continue
+    if entry.isdigit() and int(fields[1]) == pid and fields[0] != "Z":
+      out.append(int(entry))
+  return out
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+def test_a_job_process_ends_when_the_sweep_is_killed():
+  """A killed sweep (SIGKILL: no cleanup runs) leaves no job running on."""
+  parent = subprocess.Popen(
+    [
+      sys.executable,
+      "-c",
+      "import time; from hrface_jax.sweep import jobs; "
+      "jobs.run_in_subprocess(time.sleep, 120, what='sleeping')",
+    ]
+  )
+  try:
+    deadline = time.monotonic() + 60
+    while not (children := _children_of(parent.pid)):
+      assert time.monotonic() < deadline, "the job process never started"
+      time.sleep(0.2)
+    # The spawned job, not multiprocessing's resource tracker: wait until it
+    # has imported the sweep and started watching.
+    time.sleep(8)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 30
+    while any(os.path.exists(f"/proc/{c}") and _alive(c) for c in children):
+      assert time.monotonic() < deadline, f"job process(es) {children} outlived it"
+      time.sleep(0.2)
+  finally:
+    parent.kill()
+
+
+def _alive(pid: int) -> bool:
+  try:
+    with open(f"/proc/{pid}/stat") as f:
+      return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+  except OSError:
+    return False
 
 
 def test_time_table_counts_each_job_and_rendering_once():

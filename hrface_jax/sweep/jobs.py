@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import platform
 import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -365,28 +366,32 @@ def render_seconds(config: ml_collections.ConfigDict) -> float:
   return round(time.perf_counter() - t0, 1)
 
 
-def _train_job(config: ml_collections.ConfigDict, workdir: str, errors) -> None:
-  """The body of :func:`train_in_subprocess`'s process."""
+def _exit_with_parent(parent: int, poll_seconds: float = 2.0) -> None:
+  """Ends this process once ``parent`` is gone: a sweep killed with SIGTERM
+  or SIGKILL leaves no training job running on as an orphan."""
+  while os.getppid() == parent:
+    time.sleep(poll_seconds)
+  os._exit(1)
+
+
+def _in_child(fn: Callable[..., Any], args: tuple, errors, parent: int) -> None:
+  """The body of :func:`run_in_subprocess`'s process."""
+  threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
   cli.quiet_logging()
   try:
-    trainer.train_and_evaluate(config, workdir)
+    fn(*args)
   except BaseException as e:  # noqa: BLE001  (reported to the parent)
     errors.put(f"{type(e).__name__}: {e}")
     raise SystemExit(1) from None
 
 
-def train_in_subprocess(config: ml_collections.ConfigDict, workdir: str) -> None:
-  """``trainer.train_and_evaluate`` in a fresh process, waited for.
-
-  A sweep runs many jobs one after another; run in the sweep's own process,
-  the 4096^2 job peaked at 24 GB there (OOM-killed on a 23 GB machine,
-  2026-12-01) against 13 GB as a process of its own: what earlier jobs leave
-  behind (allocator arenas, caches) stays with the process. A job's process
-  ends with it. Its errors come back as a RuntimeError with their text.
-  """
+def run_in_subprocess(fn: Callable[..., Any], *args: Any, what: str) -> None:
+  """``fn(*args)`` in a fresh (spawned) process, waited for; its errors come
+  back as a RuntimeError with their text, prefixed by ``what``. The process
+  ends when this one does, however this one ends."""
   ctx = multiprocessing.get_context("spawn")  # not fork: the parent runs XLA
   errors = ctx.SimpleQueue()
-  proc = ctx.Process(target=_train_job, args=(config, workdir, errors))
+  proc = ctx.Process(target=_in_child, args=(fn, args, errors, os.getpid()))
   proc.start()
   proc.join()
   if proc.exitcode == 0:
@@ -397,7 +402,22 @@ def train_in_subprocess(config: ml_collections.ConfigDict, workdir: str) -> None
     why = "killed by SIGKILL (out of memory? the kernel's OOM killer sends it)"
   else:
     why = f"it exited with code {proc.exitcode}"
-  raise RuntimeError(f"training {workdir} (in its own process): {why}")
+  raise RuntimeError(f"{what} (in its own process): {why}")
+
+
+def train_in_subprocess(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """``trainer.train_and_evaluate`` in a process of its own (see
+  :func:`run_in_subprocess`).
+
+  A sweep runs many jobs one after another; run in the sweep's own process,
+  the 4096^2 job peaked at 24 GB there (OOM-killed on a 23 GB machine,
+  2026-12-01) against 13 GB as a process of its own: what earlier jobs leave
+  behind (allocator arenas, caches) stays with the process. A job's process
+  ends with it.
+  """
+  run_in_subprocess(
+    trainer.train_and_evaluate, config, workdir, what=f"training {workdir}"
+  )
 
 
 class Jobs:
