@@ -46,6 +46,10 @@ def get_config() -> ml_collections.ConfigDict:
       seed=0,
     )
   )
+  # The patch stages refine the two-stage estimate here (patches.start_from
+  # "fused", the default): with 20000 regional steps the regional networks
+  # may beat the coarse one, which they do not in the small sweep's 300
+  # (there "coarse" is better); the first GPU run should measure both.
   sweep.regional = ml_collections.ConfigDict(dict(regional=dict(stem_max_stride=16)))
   # 72-feature crops reach stride 16 at 2048^2: 4096^2 uses 2048^2's regional
   # networks (frozen) and trains only its patch stages.

@@ -243,3 +243,61 @@ def test_precision_fusion_weighs_the_patch_point_against_the_one_it_refines():
   cfg.regional.fusion = "confidence"  # the patch's point replaces it
   out = models.build_model(cfg).apply(variables, images)
   np.testing.assert_array_equal(out["landmarks"], out["patch0_landmarks"])
+
+
+@pytest.mark.parametrize("fusion", ["precision", "confidence"])
+def test_patches_can_start_from_the_coarse_landmarks(fusion):
+  """``patches.start_from="coarse"``: the first stage is centred on the coarse
+  network's points, not on the two-stage estimate (still returned)."""
+  cfg = _patch_config(256)
+  cfg.regional.fusion = fusion
+  cfg.coarse.widths = (8, 16)
+  cfg.coarse.input_size = 64
+  cfg.regional.widths = (8, 16)
+  cfg.patches.widths = (8, 16)
+  images = jnp.asarray(
+    np.random.default_rng(1).integers(0, 256, (1, 256, 256, 3), dtype=np.uint8)
+  )
+  fused_model = models.build_model(cfg)
+  variables = fused_model.init(jax.random.PRNGKey(0), images)
+  # Untrained regional networks answer near their crop centres; random ones
+  # put the two-stage estimate pixels away from the coarse one.
+  noise = np.random.default_rng(2)
+  params = dict(variables["params"])
+  params["regional"] = jax.tree.map(
+    lambda x: x + noise.normal(0, 0.5, x.shape).astype(x.dtype), params["regional"]
+  )
+  variables = {"params": params}
+  cfg.patches.start_from = "coarse"
+  coarse_model = models.build_model(cfg)
+  assert coarse_model.patches_from == "coarse"
+  fused = fused_model.apply(variables, images)
+  out = coarse_model.apply(variables, images)
+  np.testing.assert_array_equal(
+    out["regional_fused_landmarks"], fused["regional_fused_landmarks"]
+  )
+  # The first patch is cut around the coarse points (its origin half a
+  # patch up and left, to the pixel), not around the fused ones.
+  half = coarse_model.patches[0].size / 2
+  for result, centers in (
+    (out, "coarse_landmarks"),
+    (fused, "regional_fused_landmarks"),
+  ):
+    origin = np.asarray(result["patch0_offsets"])
+    np.testing.assert_allclose(origin + half, np.asarray(result[centers]), atol=1.0)
+  assert np.abs(out["coarse_landmarks"] - fused["regional_fused_landmarks"]).max() > 2
+  if fusion == "confidence":
+    np.testing.assert_array_equal(out["landmarks"], out["patch0_landmarks"])
+  else:  # between the coarse point and the patch's
+    prior, patch = (
+      np.asarray(out["coarse_landmarks"]),
+      np.asarray(out["patch0_landmarks"]),
+    )
+    final = np.asarray(out["landmarks"])
+    t = np.sum((final - prior) * (patch - prior), -1) / np.maximum(
+      np.sum((patch - prior) ** 2, -1), 1e-12
+    )
+    np.testing.assert_allclose(final, prior + t[..., None] * (patch - prior), atol=1e-3)
+  cfg.patches.start_from = "regional"
+  with pytest.raises(ValueError, match="patches.start_from"):
+    models.build_model(cfg)

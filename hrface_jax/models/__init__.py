@@ -119,4 +119,5 @@ def build_model(
     center_source=config.coarse.center_source,
     fusion=config.regional.fusion,
     patches=patches,
+    patches_from=config.patches.start_from,
   )

@@ -47,6 +47,7 @@ from hrface_jax.models.regional import RegionalLandmarkModel, RegionalNet
 MODEL_NAMES = ("regional", "coarse", "holistic")
 CENTER_MODES = ("gt_jitter", "predicted", "mix", "between")
 FUSIONS = ("confidence", "precision")
+PATCH_STARTS = ("fused", "coarse")
 
 # The first releases' fixed crops (9/16 of the side, R / 64 per feature
 # pixel), kept for reference and for configs that want them explicitly.
@@ -234,6 +235,9 @@ def add_defaults(config: ml_collections.ConfigDict) -> None:
       # percentile error (patch_stages).
       first_window=0.125,
       shrink=4,  # each stage's window / the next one's
+      # "fused": the first stage refines the two-stage (regional) estimate;
+      # "coarse": the coarse network's.
+      start_from=landmark_model["patches_from"],
       # Every stage's network (their pad_value is config.regional's).
       **module_fields(PatchRefiner, exclude={*_NOT_PER_MODULE, "level", "pad_value"}),
       # Training centres: ground truth + uniform +- this fraction of the
@@ -318,6 +322,12 @@ def _check(cond: bool, field: str, value, why: str) -> None:
 
 def _validate_patches(config: ml_collections.ConfigDict) -> None:
   p = config.patches
+  _check(
+    p.start_from in PATCH_STARTS,
+    "patches.start_from",
+    p.start_from,
+    f"expected one of {PATCH_STARTS}",
+  )
   for field in ("feature_size", "stem_stride", "shrink"):
     _check(p[field] >= 1, f"patches.{field}", p[field], "must be >= 1")
   _check(p.shrink >= 2, "patches.shrink", p.shrink, "must be >= 2 (stages shrink)")

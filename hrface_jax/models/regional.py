@@ -247,6 +247,11 @@ class RegionalLandmarkModel(nn.Module):
   # each weighted by 1 / its heatmap variance in full-image pixels^2.
   fusion: str = "confidence"
   patches: Sequence[PatchRefiner] = ()
+  # The points the first patch stage refines: "fused" (the two-stage
+  # estimate, after the regional networks) or "coarse" (the coarse
+  # network's; the two-stage estimate is still computed, as
+  # "regional_fused_landmarks").
+  patches_from: str = "fused"
 
   @nn.compact
   def __call__(
@@ -308,6 +313,11 @@ class RegionalLandmarkModel(nn.Module):
     if self.fusion == "precision":  # the fused estimate's precision, 1 / px^2
       onehot = _region_onehot(regions, coarse_weights.shape[-1])
       precision = coarse_weights + jnp.einsum("brk,rkl->bl", weights, onehot)
+    if self.patches and self.patches_from == "coarse":
+      out["landmarks"] = out["coarse_landmarks"]
+      out["confidence"] = out["coarse_confidence"]
+      if self.fusion == "precision":
+        precision = coarse_weights
     for i, stage in enumerate(self.patches):
       centers = jax.lax.stop_gradient(out["landmarks"])
       if patch_centers is not None:
