@@ -30,7 +30,6 @@ def get_config():
   config.optimizer.warmup_steps = 100
   config.regional.fusion = "precision"
   config.patches.enabled = True  # one stage at 256^2: 32 px patches, 2 px pixels
-  config.patches.start_from = "coarse"  # see configs/regional_patches.py
 
   config.log_every_steps = 100
   config.eval_every_steps = 800

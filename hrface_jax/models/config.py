@@ -360,6 +360,122 @@ def _validate_patches(config: ml_collections.ConfigDict) -> None:
   )
 
 
+def _validate_coarse(config: ml_collections.ConfigDict) -> None:
+  c = config.coarse
+  n = len(c.widths)
+  _check(n >= 1, "coarse.widths", c.widths, "need at least one level")
+  _check(c.stem_stride >= 1, "coarse.stem_stride", c.stem_stride, "must be >= 1")
+  div = c.stem_stride * 2 ** (n - 1)
+  _check(
+    c.input_size > 0 and c.input_size % div == 0,
+    "coarse.input_size",
+    c.input_size,
+    f"must be a positive multiple of {div} (stem stride {c.stem_stride} x "
+    f"{n - 1} downsamplings of config.coarse.widths)",
+  )
+  _check(
+    0 <= c.heatmap_level < n,
+    "coarse.heatmap_level",
+    c.heatmap_level,
+    f"must index config.coarse.widths (0..{n - 1})",
+  )
+  _check(
+    c.center_source in ("attention", "landmarks"),
+    "coarse.center_source",
+    c.center_source,
+    "expected 'attention' or 'landmarks'",
+  )
+
+
+def _validate_regional(config: ml_collections.ConfigDict) -> None:
+  res = config.resolution
+  _check(
+    config.train_crop_centers in CENTER_MODES,
+    "train_crop_centers",
+    config.train_crop_centers,
+    f"expected one of {CENTER_MODES}",
+  )
+  _check(
+    0 <= config.train_crop_jitter < 0.5,
+    "train_crop_jitter",
+    config.train_crop_jitter,
+    "fraction of the image side, in [0, 0.5)",
+  )
+  _check(
+    0 <= config.train_crop_mix_gt_fraction <= 1,
+    "train_crop_mix_gt_fraction",
+    config.train_crop_mix_gt_fraction,
+    "probability, in [0, 1]",
+  )
+  r = config.regional
+  _check(
+    0 < r.crop_fraction <= 1,
+    "regional.crop_fraction",
+    r.crop_fraction,
+    "fraction of the image side, in (0, 1]",
+  )
+  size, stride = regional_crop(config)
+  _check(
+    size <= res,
+    "regional.crop_size",
+    size,
+    f"crop larger than the resolution ({res})",
+  )
+  _check(
+    size % stride == 0,
+    "regional.stem_stride",
+    stride,
+    f"does not divide the crop size {size}",
+  )
+  m = config.regional.stem_max_stride
+  _check(
+    m <= 0 or stride <= m or stride % m == 0,
+    "regional.stem_max_stride",
+    m,
+    f"must divide the stem stride {stride} (crop {size}) it pools down to",
+  )
+  r = config.regional
+  _check(
+    len(r.stem_widths) >= 1,
+    "regional.stem_widths",
+    r.stem_widths,
+    "need at least one width",
+  )
+  feat = size // stride
+  ndown = 2 ** (len(r.widths) - 1)
+  _check(
+    feat % ndown == 0,
+    "regional.widths",
+    r.widths,
+    f"{len(r.widths) - 1} downsamplings need the {feat}x{feat} feature map "
+    f"(crop {size} / stride {stride}) divisible by {ndown}",
+  )
+  _check(0 <= r.pad_value <= 255, "regional.pad_value", r.pad_value, "uint8 value")
+  _check(
+    r.fusion in FUSIONS,
+    "regional.fusion",
+    r.fusion,
+    f"expected one of {FUSIONS}",
+  )
+  if config.patches.enabled:
+    _validate_patches(config)
+
+
+def _validate_holistic(config: ml_collections.ConfigDict) -> None:
+  ho = config.holistic
+  _check(ho.levels >= 1, "holistic.levels", ho.levels, "must be >= 1")
+  _check(ho.stacks >= 1, "holistic.stacks", ho.stacks, "must be >= 1")
+  div = 4 * 2 ** (ho.levels - 1)
+  ir = config.input_resolution
+  _check(
+    ir == 0 or (ir > 0 and ir % div == 0),
+    "input_resolution",
+    ir,
+    f"must be 0 (full resolution) or a positive multiple of {div} "
+    f"(stride 4 x {ho.levels - 1} hourglass downsamplings)",
+  )
+
+
 def validate_model_config(config: ml_collections.ConfigDict) -> None:
   """Raises ValueError naming the field and why, before anything compiles."""
   _check(
@@ -368,7 +484,7 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
     config.model_name,
     f"unknown model; expected one of {MODEL_NAMES}",
   )
-  markup = markup_lib.get_markup(config.markup)
+  markup_lib.get_markup(config.markup)  # a known markup
   _check(
     config.compute_dtype in ("float32", "bfloat16"),
     "compute_dtype",
@@ -391,112 +507,8 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
       _check(v >= 0, f"loss.{k}", v, "weights must be >= 0")
 
   if config.model_name in ("regional", "coarse"):
-    c = config.coarse
-    n = len(c.widths)
-    _check(n >= 1, "coarse.widths", c.widths, "need at least one level")
-    _check(c.stem_stride >= 1, "coarse.stem_stride", c.stem_stride, "must be >= 1")
-    div = c.stem_stride * 2 ** (n - 1)
-    _check(
-      c.input_size > 0 and c.input_size % div == 0,
-      "coarse.input_size",
-      c.input_size,
-      f"must be a positive multiple of {div} (stem stride {c.stem_stride} x "
-      f"{n - 1} downsamplings of config.coarse.widths)",
-    )
-    _check(
-      0 <= c.heatmap_level < n,
-      "coarse.heatmap_level",
-      c.heatmap_level,
-      f"must index config.coarse.widths (0..{n - 1})",
-    )
-    _check(
-      c.center_source in ("attention", "landmarks"),
-      "coarse.center_source",
-      c.center_source,
-      "expected 'attention' or 'landmarks'",
-    )
-    if config.model_name == "regional":
-      _check(
-        config.train_crop_centers in CENTER_MODES,
-        "train_crop_centers",
-        config.train_crop_centers,
-        f"expected one of {CENTER_MODES}",
-      )
-      _check(
-        0 <= config.train_crop_jitter < 0.5,
-        "train_crop_jitter",
-        config.train_crop_jitter,
-        "fraction of the image side, in [0, 0.5)",
-      )
-      _check(
-        0 <= config.train_crop_mix_gt_fraction <= 1,
-        "train_crop_mix_gt_fraction",
-        config.train_crop_mix_gt_fraction,
-        "probability, in [0, 1]",
-      )
-      r = config.regional
-      _check(
-        0 < r.crop_fraction <= 1,
-        "regional.crop_fraction",
-        r.crop_fraction,
-        "fraction of the image side, in (0, 1]",
-      )
-      size, stride = regional_crop(config)
-      _check(
-        size <= res,
-        "regional.crop_size",
-        size,
-        f"crop larger than the resolution ({res})",
-      )
-      _check(
-        size % stride == 0,
-        "regional.stem_stride",
-        stride,
-        f"does not divide the crop size {size}",
-      )
-      m = config.regional.stem_max_stride
-      _check(
-        m <= 0 or stride <= m or stride % m == 0,
-        "regional.stem_max_stride",
-        m,
-        f"must divide the stem stride {stride} (crop {size}) it pools down to",
-      )
-      r = config.regional
-      _check(
-        len(r.stem_widths) >= 1,
-        "regional.stem_widths",
-        r.stem_widths,
-        "need at least one width",
-      )
-      feat = size // stride
-      ndown = 2 ** (len(r.widths) - 1)
-      _check(
-        feat % ndown == 0,
-        "regional.widths",
-        r.widths,
-        f"{len(r.widths) - 1} downsamplings need the {feat}x{feat} feature map "
-        f"(crop {size} / stride {stride}) divisible by {ndown}",
-      )
-      _check(0 <= r.pad_value <= 255, "regional.pad_value", r.pad_value, "uint8 value")
-      _check(
-        r.fusion in FUSIONS,
-        "regional.fusion",
-        r.fusion,
-        f"expected one of {FUSIONS}",
-      )
-      if config.patches.enabled:
-        _validate_patches(config)
-    del markup
-  else:
-    ho = config.holistic
-    _check(ho.levels >= 1, "holistic.levels", ho.levels, "must be >= 1")
-    _check(ho.stacks >= 1, "holistic.stacks", ho.stacks, "must be >= 1")
-    div = 4 * 2 ** (ho.levels - 1)
-    ir = config.input_resolution
-    _check(
-      ir == 0 or (ir > 0 and ir % div == 0),
-      "input_resolution",
-      ir,
-      f"must be 0 (full resolution) or a positive multiple of {div} "
-      f"(stride 4 x {ho.levels - 1} hourglass downsamplings)",
-    )
+    _validate_coarse(config)
+  if config.model_name == "regional":
+    _validate_regional(config)
+  if config.model_name == "holistic":
+    _validate_holistic(config)
