@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -219,6 +220,16 @@ def test_a_job_trains_in_its_own_process(data_dir, tmp_path, monkeypatch):
   bad.total_steps = 0
   with pytest.raises(RuntimeError, match="total_steps=0: must be a positive integer"):
     rs.train_in_subprocess(bad, str(tmp_path / "bad"))
+
+
+def _script(name: str):
+  """An ``experiments/NAME.py`` script as a module (its ``main`` not run)."""
+  spec = importlib.util.spec_from_file_location(
+    name, os.path.join(REPO, "experiments", f"{name}.py")
+  )
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
 
 
 def _children_of(pid: int) -> list[int]:
@@ -542,7 +553,7 @@ def test_regional_only_changes_keep_the_shared_coarse_network(tmp_path):
 
 @pytest.mark.slow
 def test_device_run_dry_run_writes_every_measurement(tmp_path):
-  import device_run  # noqa: PLC0415
+  device_run = _script("device_run")
 
   out = str(tmp_path / "device")
   records = device_run.device_run(out, dry_run=True, iters=1, log=lambda s: None)

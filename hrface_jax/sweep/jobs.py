@@ -415,9 +415,13 @@ def train_in_subprocess(config: ml_collections.ConfigDict, workdir: str) -> None
   behind (allocator arenas, caches) stays with the process. A job's process
   ends with it.
   """
-  run_in_subprocess(
-    trainer.train_and_evaluate, config, workdir, what=f"training {workdir}"
-  )
+  run_in_subprocess(_train, config, workdir, what=f"training {workdir}")
+
+
+def _train(config: ml_collections.ConfigDict, workdir: str) -> None:
+  # Looked up in the job's process (a reference to the function itself would
+  # be pickled as whatever this process's trainer attribute is).
+  trainer.train_and_evaluate(config, workdir)
 
 
 class Jobs:
