@@ -320,14 +320,13 @@ def _check(cond: bool, field: str, value, why: str) -> None:
     raise ValueError(f"config.{field}={value!r}: {why}")
 
 
+def _check_one_of(field: str, value, choices: tuple) -> None:
+  _check(value in choices, field, value, f"expected one of {choices}")
+
+
 def _validate_patches(config: ml_collections.ConfigDict) -> None:
   p = config.patches
-  _check(
-    p.start_from in PATCH_STARTS,
-    "patches.start_from",
-    p.start_from,
-    f"expected one of {PATCH_STARTS}",
-  )
+  _check_one_of("patches.start_from", p.start_from, PATCH_STARTS)
   for field in ("feature_size", "stem_stride", "shrink"):
     _check(p[field] >= 1, f"patches.{field}", p[field], "must be >= 1")
   _check(p.shrink >= 2, "patches.shrink", p.shrink, "must be >= 2 (stages shrink)")
@@ -389,12 +388,7 @@ def _validate_coarse(config: ml_collections.ConfigDict) -> None:
 
 def _validate_regional(config: ml_collections.ConfigDict) -> None:
   res = config.resolution
-  _check(
-    config.train_crop_centers in CENTER_MODES,
-    "train_crop_centers",
-    config.train_crop_centers,
-    f"expected one of {CENTER_MODES}",
-  )
+  _check_one_of("train_crop_centers", config.train_crop_centers, CENTER_MODES)
   _check(
     0 <= config.train_crop_jitter < 0.5,
     "train_crop_jitter",
@@ -451,12 +445,7 @@ def _validate_regional(config: ml_collections.ConfigDict) -> None:
     f"(crop {size} / stride {stride}) divisible by {ndown}",
   )
   _check(0 <= r.pad_value <= 255, "regional.pad_value", r.pad_value, "uint8 value")
-  _check(
-    r.fusion in FUSIONS,
-    "regional.fusion",
-    r.fusion,
-    f"expected one of {FUSIONS}",
-  )
+  _check_one_of("regional.fusion", r.fusion, FUSIONS)
   if config.patches.enabled:
     _validate_patches(config)
 
