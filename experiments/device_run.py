@@ -100,7 +100,6 @@ def device_run(
   out: str, *, dry_run: bool = False, iters: int = 5, log=print
 ) -> list[dict[str, Any]]:
   """Runs every measurement (see the module doc); returns the records."""
-
   sizes = (64, 128) if dry_run else (1024, 2048, 4096)
   regional, holistic = _configs(dry_run)
   device = rs.device_description()

@@ -232,18 +232,29 @@ def _script(name: str):
   return module
 
 
+def _state_and_parent(pid: int) -> tuple[str, int] | None:
+  """(state letter, parent pid) of a process from /proc, None once it is gone."""
+  try:
+    with open(f"/proc/{pid}/stat") as f:
+      fields = f.read().rsplit(")", 1)[1].split()
+  except (OSError, IndexError):
+    return None
+  return fields[0], int(fields[1])
+
+
+def _alive(pid: int) -> bool:
+  stat = _state_and_parent(pid)
+  return stat is not None and stat[0] != "Z"  # a zombie has ended
+
+
 def _children_of(pid: int) -> list[int]:
   """Live child processes of ``pid`` (Linux /proc)."""
-  out = []
-  for entry in os.listdir("/proc"):
-    try:
-      with open(f"/proc/{entry}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-      continue
-    if entry.isdigit() and int(fields[1]) == pid and fields[0] != "Z":
-      out.append(int(entry))
-  return out
+  children = []
+  for entry in filter(str.isdigit, os.listdir("/proc")):
+    stat = _state_and_parent(int(entry))  # read once: it may end meanwhile
+    if stat is not None and stat[0] != "Z" and stat[1] == pid:
+      children.append(int(entry))
+  return children
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
@@ -268,19 +279,11 @@ def test_a_job_process_ends_when_the_sweep_is_killed():
     parent.kill()
     parent.wait()
     deadline = time.monotonic() + 30
-    while any(os.path.exists(f"/proc/{c}") and _alive(c) for c in children):
+    while any(_alive(c) for c in children):
       assert time.monotonic() < deadline, f"job process(es) {children} outlived it"
       time.sleep(0.2)
   finally:
     parent.kill()
-
-
-def _alive(pid: int) -> bool:
-  try:
-    with open(f"/proc/{pid}/stat") as f:
-      return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-  except OSError:
-    return False
 
 
 def test_time_table_counts_each_job_and_rendering_once():

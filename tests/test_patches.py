@@ -218,28 +218,41 @@ def test_stem_max_stride_pools_large_crops_before_the_learned_stem():
     models.build_model(cfg)
 
 
-def test_precision_fusion_weighs_the_patch_point_against_the_one_it_refines():
+def _tiny_patch_model(fusion: str, seed: int):
+  """(config, a 256^2 uint8 image batch of 1) for a small 256^2 patch model."""
   cfg = _patch_config(256)
-  cfg.regional.fusion = "precision"
+  cfg.regional.fusion = fusion
   cfg.coarse.widths = (8, 16)
   cfg.coarse.input_size = 64
   cfg.regional.widths = (8, 16)
   cfg.patches.widths = (8, 16)
-  model = models.build_model(cfg)
   images = jnp.asarray(
-    np.random.default_rng(0).integers(0, 256, (1, 256, 256, 3), dtype=np.uint8)
+    np.random.default_rng(seed).integers(0, 256, (1, 256, 256, 3), dtype=np.uint8)
   )
-  variables = model.init(jax.random.PRNGKey(0), images)
-  out = model.apply(variables, images)
-  prior = np.asarray(out["regional_fused_landmarks"])
+  return cfg, images
+
+
+def _along_segment(out, prior_key: str) -> np.ndarray:
+  """Where the final points lie from ``out[prior_key]`` (0) to the patch's
+  points (1); asserts they are on that segment."""
+  prior = np.asarray(out[prior_key])
   patch = np.asarray(out["patch0_landmarks"])
   final = np.asarray(out["landmarks"])
-  # On the segment from the prior point to the patch's, strictly inside.
   t = np.sum((final - prior) * (patch - prior), -1) / np.maximum(
     np.sum((patch - prior) ** 2, -1), 1e-12
   )
-  assert ((t > 0) & (t < 1)).all()
   np.testing.assert_allclose(final, prior + t[..., None] * (patch - prior), atol=1e-3)
+  return t
+
+
+def test_precision_fusion_weighs_the_patch_point_against_the_one_it_refines():
+  cfg, images = _tiny_patch_model("precision", seed=0)
+  model = models.build_model(cfg)
+  variables = model.init(jax.random.PRNGKey(0), images)
+  out = model.apply(variables, images)
+  # On the segment from the prior point to the patch's, strictly inside.
+  t = _along_segment(out, "regional_fused_landmarks")
+  assert ((t > 0) & (t < 1)).all()
   cfg.regional.fusion = "confidence"  # the patch's point replaces it
   out = models.build_model(cfg).apply(variables, images)
   np.testing.assert_array_equal(out["landmarks"], out["patch0_landmarks"])
@@ -249,15 +262,7 @@ def test_precision_fusion_weighs_the_patch_point_against_the_one_it_refines():
 def test_patches_can_start_from_the_coarse_landmarks(fusion):
   """``patches.start_from="coarse"``: the first stage is centred on the coarse
   network's points, not on the two-stage estimate (still returned)."""
-  cfg = _patch_config(256)
-  cfg.regional.fusion = fusion
-  cfg.coarse.widths = (8, 16)
-  cfg.coarse.input_size = 64
-  cfg.regional.widths = (8, 16)
-  cfg.patches.widths = (8, 16)
-  images = jnp.asarray(
-    np.random.default_rng(1).integers(0, 256, (1, 256, 256, 3), dtype=np.uint8)
-  )
+  cfg, images = _tiny_patch_model(fusion, seed=1)
   fused_model = models.build_model(cfg)
   variables = fused_model.init(jax.random.PRNGKey(0), images)
   # Untrained regional networks answer near their crop centres; random ones
@@ -289,15 +294,7 @@ def test_patches_can_start_from_the_coarse_landmarks(fusion):
   if fusion == "confidence":
     np.testing.assert_array_equal(out["landmarks"], out["patch0_landmarks"])
   else:  # between the coarse point and the patch's
-    prior, patch = (
-      np.asarray(out["coarse_landmarks"]),
-      np.asarray(out["patch0_landmarks"]),
-    )
-    final = np.asarray(out["landmarks"])
-    t = np.sum((final - prior) * (patch - prior), -1) / np.maximum(
-      np.sum((patch - prior) ** 2, -1), 1e-12
-    )
-    np.testing.assert_allclose(final, prior + t[..., None] * (patch - prior), atol=1e-3)
+    _along_segment(out, "coarse_landmarks")
   cfg.patches.start_from = "regional"
   with pytest.raises(ValueError, match="patches.start_from"):
     models.build_model(cfg)

@@ -16,7 +16,6 @@ import numpy as np
 from flax import jax_utils
 
 from hrface_jax import atomic, checkpointing, evaluation, models, viz
-from hrface_jax.atomic import atomic_open
 from hrface_jax.data import pipeline, prepare
 from hrface_jax.evaluation import plots
 
@@ -78,7 +77,7 @@ def _run_name(path: str, step: int) -> str:
 def _write_jsonl(
   path: str, config, predictions: dict[str, np.ndarray], nmes: np.ndarray
 ) -> None:
-  with atomic_open(path, "w") as f:
+  with atomic.atomic_open(path, "w") as f:
     for i in range(len(nmes)):
       record = {
         "dataset": config.dataset,

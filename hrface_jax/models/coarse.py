@@ -37,7 +37,6 @@ class CoarseNet(nn.Module):
   @nn.compact
   def __call__(self, images: jax.Array) -> dict[str, jax.Array]:
     x, scale = layers.prepare_input(images, self.input_size)
-
     factors = layers.stem_factors(self.stem_stride)
     x = layers.SpaceToDepthStem(factors, (self.stem_width,), dtype=self.dtype)(x)
     x = layers.EncoderDecoder(

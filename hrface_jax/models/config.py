@@ -149,9 +149,10 @@ def patch_stages(
     window = f * s * d / float(p.shrink)
 
 
-# Module fields the config does not hold per module: one value for several
-# modules (config.heatmap, config.compute_dtype, config.regional.pad_value,
-# config.input_resolution) or geometry that follows from other fields.
+# Module fields the config does not hold in the module's own section: one
+# value for several modules (config.heatmap, config.compute_dtype) or a
+# top-level field (config.input_resolution). Fields without a default
+# (sizes, crop geometry) are derived at build time and never listed.
 _NOT_PER_MODULE = frozenset(
   ("sigma", "attention_sigma", "temperature", "dtype", "input_resolution")
 )
@@ -421,14 +422,13 @@ def _validate_regional(config: ml_collections.ConfigDict) -> None:
     stride,
     f"does not divide the crop size {size}",
   )
-  m = config.regional.stem_max_stride
+  m = r.stem_max_stride
   _check(
     m <= 0 or stride <= m or stride % m == 0,
     "regional.stem_max_stride",
     m,
     f"must divide the stem stride {stride} (crop {size}) it pools down to",
   )
-  r = config.regional
   _check(
     len(r.stem_widths) >= 1,
     "regional.stem_widths",

@@ -48,7 +48,6 @@ class PatchRefiner(nn.Module):
   def __call__(self, images: jax.Array, centers: jax.Array) -> dict[str, jax.Array]:
     """Patches around ``centers`` [B, L, 2] (full-image pixels) of ``images``
     [B, H, W, C] uint8 -> refined points [B, L, 2] and what the loss needs."""
-
     native = self.level <= 0 or self.level >= max(images.shape[1:3])
     if native:
       source, scale = images, 1.0

@@ -150,7 +150,6 @@ class RegionalNet(nn.Module):
 
   @nn.compact
   def __call__(self, images: jax.Array, centers: jax.Array) -> dict[str, jax.Array]:
-
     num_regions = len(self.region_index)
     size = self.crop_size
     _, k = region_slots(self.region_index)[0].shape
@@ -310,14 +309,15 @@ class RegionalLandmarkModel(nn.Module):
       coarse_weights,
     )[..., 0]
     out["regional_fused_landmarks"] = out["landmarks"]
-    if self.fusion == "precision":  # the fused estimate's precision, 1 / px^2
-      onehot = _region_onehot(regions, coarse_weights.shape[-1])
-      precision = coarse_weights + jnp.einsum("brk,rkl->bl", weights, onehot)
+    # What the patch stages start from, and (precision fusion) its precision
+    # in 1 / px^2.
     if self.patches and self.patches_from == "coarse":
       out["landmarks"] = out["coarse_landmarks"]
       out["confidence"] = out["coarse_confidence"]
-      if self.fusion == "precision":
-        precision = coarse_weights
+      precision = coarse_weights
+    elif self.fusion == "precision":
+      onehot = _region_onehot(regions, coarse_weights.shape[-1])
+      precision = coarse_weights + jnp.einsum("brk,rkl->bl", weights, onehot)
     for i, stage in enumerate(self.patches):
       centers = jax.lax.stop_gradient(out["landmarks"])
       if patch_centers is not None:

@@ -405,6 +405,12 @@ def run_in_subprocess(fn: Callable[..., Any], *args: Any, what: str) -> None:
   raise RuntimeError(f"{what} (in its own process): {why}")
 
 
+def _train(config: ml_collections.ConfigDict, workdir: str) -> None:
+  # Looked up in the job's process (a reference to the function itself would
+  # be pickled as whatever this process's trainer attribute is).
+  trainer.train_and_evaluate(config, workdir)
+
+
 def train_in_subprocess(config: ml_collections.ConfigDict, workdir: str) -> None:
   """``trainer.train_and_evaluate`` in a process of its own (see
   :func:`run_in_subprocess`).
@@ -416,12 +422,6 @@ def train_in_subprocess(config: ml_collections.ConfigDict, workdir: str) -> None
   ends with it.
   """
   run_in_subprocess(_train, config, workdir, what=f"training {workdir}")
-
-
-def _train(config: ml_collections.ConfigDict, workdir: str) -> None:
-  # Looked up in the job's process (a reference to the function itself would
-  # be pickled as whatever this process's trainer attribute is).
-  trainer.train_and_evaluate(config, workdir)
 
 
 class Jobs:
