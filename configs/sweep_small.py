@@ -103,8 +103,14 @@ def get_config() -> ml_collections.ConfigDict:
   # whole-pixel shifts and mirrors of them, brightness and contrast (the
   # coarse net and holistic-256 see rotations and zooms of the 256^2 faces
   # as well).
+  # The regional jobs (and holistic below) end by fitting a shape prior on
+  # their points on the training faces (hrface_jax/models/shape.py): at
+  # 1024^2, fitted to the previous sweep's checkpoints, test NME 0.0301 ->
+  # 0.0226 (regional_patches) and 0.0346 -> 0.0277 (holistic-256), the jaw
+  # 0.0585 -> 0.043 (2026-12-01). 2048^2 and 4096^2 take 1024^2's.
   sweep.per_resolution = ml_collections.ConfigDict(
     dict(
+      shape=dict(enabled=True),
       augment=dict(
         rotation_deg=0.0,
         scale_min=1.0,
@@ -119,6 +125,9 @@ def get_config() -> ml_collections.ConfigDict:
   # train step of 4 on a 256^2 input): the same compute class, so "same
   # steps" is a fair budget.
   sweep.holistic = ml_collections.ConfigDict(
-    dict(holistic=dict(stem_width=16, width=32, levels=4, stacks=2))
+    dict(
+      holistic=dict(stem_width=16, width=32, levels=4, stacks=2),
+      shape=dict(enabled=True),
+    )
   )
   return sweep

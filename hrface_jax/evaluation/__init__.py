@@ -22,7 +22,19 @@ from hrface_jax import markup as markup_lib
 from hrface_jax.data import pipeline
 from hrface_jax.evaluation import metrics as metrics_lib
 
-PREDICTION_KEYS = ("landmarks", "coarse_landmarks", "confidence", "crop_boxes")
+PREDICTION_KEYS = (
+  "landmarks",
+  "coarse_landmarks",
+  "unrefined_landmarks",
+  "confidence",
+  "crop_boxes",
+)
+# predict_split's record key of each point output, and its metrics' prefix.
+POINT_OUTPUTS = {
+  "landmarks": "pred",
+  "coarse_landmarks": "coarse",
+  "unrefined_landmarks": "unrefined",
+}
 
 
 def make_p_predict(model) -> Callable:
@@ -66,8 +78,9 @@ def predict_split(
   """Runs the model over ``split`` (its first ``max_examples`` if > 0);
   returns per-image host arrays, in split order.
 
-  Keys: ``index``, ``true`` and ``pred`` (+ ``coarse``, ``confidence``) in
-  original-image pixels, and ``transform`` (original -> network image).
+  Keys: ``index``, ``true`` and ``pred`` (+ ``coarse``, ``unrefined``: the
+  points before the shape prior, ``confidence``) in original-image pixels,
+  and ``transform`` (original -> network image).
   Several processes each predict their share; every process returns all.
   """
   devices = jax.local_devices()
@@ -89,7 +102,7 @@ def predict_split(
     # The padded batches have the same shapes on every process.
     batch = _all_processes(
       {k: batch[k] for k in ("index", "mask", "transform", "landmarks")}
-      | {f"pred_{k}": preds[k] for k in PREDICTION_KEYS[:3] if k in preds}
+      | {f"pred_{k}": preds[k] for k in (*POINT_OUTPUTS, "confidence") if k in preds}
     )
     keep = np.asarray(batch["mask"], bool)
     transform = np.asarray(batch["transform"], np.float64)[keep]
@@ -99,14 +112,12 @@ def predict_split(
       "true": to_original_pixels(
         np.asarray(batch["landmarks"], np.float64)[keep], transform
       ),
-      "pred": to_original_pixels(
-        batch["pred_landmarks"][keep].astype(np.float64), transform
-      ),
     }
-    if "pred_coarse_landmarks" in batch:
-      record["coarse"] = to_original_pixels(
-        batch["pred_coarse_landmarks"][keep].astype(np.float64), transform
-      )
+    for k, name in POINT_OUTPUTS.items():
+      if f"pred_{k}" in batch:
+        record[name] = to_original_pixels(
+          batch[f"pred_{k}"][keep].astype(np.float64), transform
+        )
     if "pred_confidence" in batch:
       record["confidence"] = batch["pred_confidence"][keep]
     for k, v in record.items():
@@ -126,10 +137,11 @@ def compute_metrics(
   final = metrics_lib.LandmarkMetrics(markup)
   final.update(predictions["pred"], predictions["true"])
   result = final.result()
-  if "coarse" in predictions:
-    coarse = metrics_lib.LandmarkMetrics(markup, prefix="coarse_")
-    coarse.update(predictions["coarse"], predictions["true"])
-    result.update(coarse.result())
+  for name in ("coarse", "unrefined"):  # the points before the last steps
+    if name in predictions:
+      other = metrics_lib.LandmarkMetrics(markup, prefix=f"{name}_")
+      other.update(predictions[name], predictions["true"])
+      result.update(other.result())
   return result, final
 
 

@@ -35,6 +35,7 @@ from hrface_jax.models.layers import get_dtype
 from hrface_jax.models.losses import coordinate_loss, heatmap_loss, loss_fn, wing_loss
 from hrface_jax.models.patches import PatchRefiner
 from hrface_jax.models.regional import RegionalLandmarkModel, RegionalNet
+from hrface_jax.models.shape import ShapePrior
 
 __all__ = [
   "CoarseLandmarkModel",
@@ -42,6 +43,7 @@ __all__ = [
   "HolisticModel",
   "RegionalLandmarkModel",
   "RegionalNet",
+  "ShapePrior",
   "add_defaults",
   "build_model",
   "build_module",
@@ -72,6 +74,14 @@ def build_model(
   markup = markup_lib.get_markup(config.markup)
   # Fields one config value sets for every module that has them.
   shared = dict(config.heatmap, dtype=get_dtype(config.compute_dtype))
+  shape = None
+  if config.shape.enabled and config.model_name != "coarse":
+    shape = build_module(
+      ShapePrior,
+      config.shape,
+      num_landmarks=markup.num_landmarks,
+      frame_corners=tuple(markup.outer_eye_corners),
+    )
   if config.model_name == "holistic":
     return build_module(
       HolisticModel,
@@ -79,6 +89,7 @@ def build_model(
       shared,
       num_landmarks=markup.num_landmarks,
       input_resolution=int(config.input_resolution),
+      shape=shape,
     )
   coarse = build_module(
     CoarseNet,
@@ -120,4 +131,5 @@ def build_model(
     fusion=config.regional.fusion,
     patches=patches,
     patches_from=config.patches.start_from,
+    shape=shape,
   )

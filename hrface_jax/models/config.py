@@ -43,6 +43,7 @@ from hrface_jax.models.holistic import HolisticModel
 from hrface_jax.models.layers import stem_factors  # noqa: F401  (its old home)
 from hrface_jax.models.patches import PatchRefiner
 from hrface_jax.models.regional import RegionalLandmarkModel, RegionalNet
+from hrface_jax.models.shape import ShapePrior
 
 MODEL_NAMES = ("regional", "coarse", "holistic")
 CENTER_MODES = ("gt_jitter", "predicted", "mix", "between")
@@ -154,7 +155,7 @@ def patch_stages(
 # top-level field (config.input_resolution). Fields without a default
 # (sizes, crop geometry) are derived at build time and never listed.
 _NOT_PER_MODULE = frozenset(
-  ("sigma", "attention_sigma", "temperature", "dtype", "input_resolution")
+  ("sigma", "attention_sigma", "temperature", "dtype", "input_resolution", "shape")
 )
 
 
@@ -249,6 +250,24 @@ def add_defaults(config: ml_collections.ConfigDict) -> None:
 
   config.holistic = ml_collections.ConfigDict(
     module_fields(HolisticModel, exclude=_NOT_PER_MODULE)
+  )
+
+  # Shape prior (regional and holistic models; hrface_jax/models/shape.py):
+  # fitted after the last train step on the model's own points on up to
+  # fit_examples training faces (unaugmented), for fit_steps Adam steps of
+  # fit_batch_size faces, each point jittered by fit_noise inter-ocular
+  # distances. fit_steps=0: keep the prior as it is (e.g. from init_from).
+  config.shape = ml_collections.ConfigDict(
+    dict(
+      enabled=False,
+      **module_fields(ShapePrior, exclude={"frame_corners"}),
+      fit_examples=1000,
+      fit_steps=2000,
+      fit_batch_size=128,
+      fit_learning_rate=1e-3,
+      fit_weight_decay=1e-2,
+      fit_noise=0.005,
+    )
   )
 
   # Crop centres in the joint stage (the coarse and regional stages crop
@@ -501,3 +520,21 @@ def validate_model_config(config: ml_collections.ConfigDict) -> None:
     _validate_regional(config)
   if config.model_name == "holistic":
     _validate_holistic(config)
+  if config.shape.enabled:
+    _validate_shape(config)
+
+
+def _validate_shape(config: ml_collections.ConfigDict) -> None:
+  sh = config.shape  # (the coarse model alone has none: it ignores the section)
+  _check(
+    len(sh.hidden) >= 1 and all(int(w) > 0 for w in sh.hidden),
+    "shape.hidden",
+    sh.hidden,
+    "one or more positive widths",
+  )
+  for f in ("fit_examples", "fit_steps"):
+    _check(int(sh[f]) >= 0, f"shape.{f}", sh[f], "must be >= 0")
+  for f in ("fit_batch_size", "fit_learning_rate"):
+    _check(sh[f] > 0, f"shape.{f}", sh[f], "must be > 0")
+  for f in ("fit_weight_decay", "fit_noise"):
+    _check(sh[f] >= 0, f"shape.{f}", sh[f], "must be >= 0")

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 
 from hrface_jax.models import heatmaps as hm
 from hrface_jax.models import layers
+from hrface_jax.models.shape import ShapePrior, apply_shape_prior
 
 
 class HolisticModel(nn.Module):
@@ -30,6 +31,7 @@ class HolisticModel(nn.Module):
   sigma: float = 1.5
   temperature: float = 0.1
   dtype: layers.Dtype = jnp.float32
+  shape: ShapePrior | None = None  # fitted after training (models/shape.py)
 
   @property
   def divisor(self) -> int:
@@ -63,10 +65,12 @@ class HolisticModel(nn.Module):
     coords, probs, var = hm.soft_argmax(logits, self.temperature)
     hm_scale = scale * 4
     stack_landmarks = hm.heatmap_to_image(coords, hm_scale)  # [B, S, L, 2]
-    return {
+    out = {
       "landmarks": stack_landmarks[:, -1],
       "confidence": hm.confidence_from_variance(var[:, -1], self.sigma),
       "stack_landmarks": stack_landmarks,
       "heatmaps": probs,  # [B, S, h, w, L]
       "heatmap_scale": jnp.float32(hm_scale),
     }
+    apply_shape_prior(out, self.shape)
+    return out

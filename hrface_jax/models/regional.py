@@ -13,6 +13,7 @@ from hrface_jax.models import cropping, layers
 from hrface_jax.models import heatmaps as hm
 from hrface_jax.models.coarse import CoarseNet
 from hrface_jax.models.patches import PatchRefiner
+from hrface_jax.models.shape import ShapePrior, apply_shape_prior
 
 RegionIndex = Sequence[Sequence[int]]
 
@@ -251,6 +252,9 @@ class RegionalLandmarkModel(nn.Module):
   # network's; the two-stage estimate is still computed, as
   # "regional_fused_landmarks").
   patches_from: str = "fused"
+  # Optional: the final points through a shape prior fitted after training
+  # (hrface_jax/models/shape.py); the points before it: "unrefined_landmarks".
+  shape: ShapePrior | None = None
 
   @nn.compact
   def __call__(
@@ -335,4 +339,5 @@ class RegionalLandmarkModel(nn.Module):
         precision = precision + p
       else:
         out["landmarks"] = refined["landmarks"]
+    apply_shape_prior(out, self.shape)
     return out

@@ -30,7 +30,8 @@ def learning_rate_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
 
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
   """Gradient clipping, then Adam or AdamW with the schedule above; nothing
-  (no update, no state) for the top-level subtrees in ``frozen_modules``."""
+  (no update, no state) for the top-level subtrees in ``frozen_modules`` and
+  the shape prior (fitted after training)."""
   opt = config.optimizer
   schedule = learning_rate_schedule(config)
   if opt.name == "adam":
@@ -47,6 +48,8 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
   parts.append(base)
   tx = optax.chain(*parts)
   frozen = tuple(config.get("frozen_modules", ()) or ())
+  if config.shape.enabled and "shape" not in frozen:
+    frozen += ("shape",)  # fitted after training, never by the train step
   if not frozen:
     return tx
   # Frozen subtrees get no update and no optimizer state.

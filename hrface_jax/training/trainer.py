@@ -31,7 +31,7 @@ from hrface_jax import atomic, checkpointing, config_lib, evaluation, models
 from hrface_jax import markup as markup_lib
 from hrface_jax.data import pipeline, prepare
 from hrface_jax.models.config import CENTER_MODES
-from hrface_jax.training import optim, stages
+from hrface_jax.training import optim, shape_fit, stages
 from hrface_jax.training.metric_writer import MetricWriter
 from hrface_jax.training.multihost import (
   maybe_initialize as maybe_initialize_distributed,  # noqa: F401
@@ -341,6 +341,58 @@ def load_modules(params: dict, path: str, names: tuple[str, ...]) -> dict:
 # ----------------------------------------------------------------------------
 
 
+def fits_shape_prior(config: ml_collections.ConfigDict) -> bool:
+  """Whether training ends by fitting the model's shape prior."""
+  return (
+    config.shape.enabled
+    and config.model_name != "coarse"
+    and int(config.shape.fit_steps) > 0
+  )
+
+
+def _with_fitted_shape_prior(
+  config: ml_collections.ConfigDict,
+  model,
+  p_predict: Callable,
+  p_state: TrainState,
+  devices,
+  is_main: bool,
+) -> TrainState:
+  """``p_state`` with its shape prior fitted on the model's own points on the
+  training faces (params and EMA params alike; the prior is not trained by
+  the step, so they hold the same one)."""
+  t0 = time.perf_counter()
+  predictions = evaluation.predict_split(
+    config,
+    p_predict,
+    p_state.ema_params,
+    config.train_split,
+    max_examples=int(config.shape.fit_examples),
+    progress=is_main,
+  )
+  state = jax.device_get(jax_utils.unreplicate(p_state))
+  log = (lambda line: print(line, flush=True)) if is_main else (lambda _: None)
+  fitted, before, after = shape_fit.fit_shape_prior(
+    model.shape,
+    state.ema_params["shape"],
+    predictions["unrefined"],
+    predictions["true"],
+    config.shape,
+    seed=config.seed,
+    log=log,
+  )
+  log(
+    f"shape prior fitted on {len(predictions['true'])} {config.train_split} "
+    f"faces in {time.perf_counter() - t0:.0f} s: their NME(io) "
+    f"{before:.4f} -> {after:.4f}"
+  )
+  state = state.replace(
+    params={**state.params, "shape": fitted},
+    ema_params={**state.ema_params, "shape": fitted},
+  )
+  return replicate(state, devices)
+
+
 def train_and_evaluate(
   config: ml_collections.ConfigDict, workdir: str
 ) -> dict[str, float]:
@@ -473,6 +525,11 @@ def train_and_evaluate(
             f"{ips:.1f} img/s ETA {_format_eta(eta)}",
             flush=True,
           )
+
+      if step == config.total_steps and fits_shape_prior(config):
+        p_state = _with_fitted_shape_prior(
+          config, model, p_predict, p_state, devices, is_main
+        )
 
       if step % config.eval_every_steps == 0 or step == config.total_steps:
         last_eval = evaluation.evaluate_during_training(
