@@ -222,10 +222,10 @@ def evaluate(
       f"{path}: step {result['step']}, {config.dataset}/{config.eval_split} "
       f"at {config.resolution}px, {result['num_images']} images: "
       f"NME(io) {result['nme_inter_ocular']:.4f}"
-      + (
-        f" (coarse {result['coarse_nme_inter_ocular']:.4f})"
-        if "coarse_nme_inter_ocular" in result
-        else ""
+      + "".join(
+        f" ({what} {result[f'{key}_nme_inter_ocular']:.4f})"
+        for key, what in (("unrefined", "before the shape prior"), ("coarse", "coarse"))
+        if f"{key}_nme_inter_ocular" in result
       )
       + f", FR@0.10 {result['failure_rate_0.10']:.4f}, "
       f"AUC@0.08 {result['auc_0.08']:.4f}, error {result['error_pixels']:.2f}px"

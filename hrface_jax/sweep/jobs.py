@@ -635,6 +635,8 @@ def run_one(
     failure_rate_008=metrics.get("failure_rate_0.08"),
     auc_010=metrics.get("auc_0.10"),
     coarse_nme_inter_ocular=metrics.get("coarse_nme_inter_ocular"),
+    # The same model's points before its shape prior (None: it has none).
+    unrefined_nme_inter_ocular=metrics.get("unrefined_nme_inter_ocular"),
     num_test_images=metrics.get("num_images"),
     train_images_per_second=train_throughput(trained["workdir"]),
     wall_seconds=trained["wall_seconds"],
