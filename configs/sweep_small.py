@@ -118,7 +118,7 @@ def get_config() -> ml_collections.ConfigDict:
         whole_pixel_shifts=True,
         saturation=0.0,  # no per-pixel colour or noise passes over 4K frames
         noise_prob=0.0,
-      )
+      ),
     )
   )
   # A stacked hourglass of about the regional model's FLOPs (5.0 GFLOPs per
