@@ -3,7 +3,8 @@ faces, on a laptop CPU.
 
 The README's first command runs this, then evaluates it: about 8 minutes of
 training on 2 CPU cores (plus about a minute rendering its 1100 faces on
-first use), test NME ~0.039 (0.0386, 2026-12-01).
+first use), test NME ~0.028 (0.0278; 0.0386 before the shape prior,
+2026-12-01).
 
 Most steps train the coarse network alone (its own, ~4x cheaper step); the
 regional networks and the native-resolution patch stage then train on its

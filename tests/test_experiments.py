@@ -56,6 +56,7 @@ def tiny_sweep(data_dir: str, **overrides) -> ml_collections.ConfigDict:
   s.holistic = ml_collections.ConfigDict(
     dict(holistic=dict(stem_width=8, width=8, levels=2, stacks=1))
   )
+  s.per_resolution.shape.update(dict(hidden=(16,), fit_steps=20, fit_batch_size=8))
   for k, v in overrides.items():
     s[k] = v
   return s
