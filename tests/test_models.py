@@ -412,7 +412,8 @@ def test_config_defaults_are_the_module_fields(section, module):
   config section (or in config.heatmap / compute_dtype / input_resolution /
   the level and pad_value the build derives), with that default."""
   config = config_lib.base_config()
-  derived = {"dtype", "level", "input_resolution"}
+  # shape: a module of its own, built from config.shape.
+  derived = {"dtype", "level", "input_resolution", "shape"}
   if section == "patches":
     derived.add("pad_value")  # config.regional's
   for name, default in model_config.module_fields(module).items():
