@@ -21,6 +21,11 @@ L = 68
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> str:
+  return str(tmp_path_factory.mktemp("data"))
+
+
 def _faces(n: int, seed: int) -> np.ndarray:
   """[n, L, 2] point sets: a template moved, turned and scaled at random."""
   rng = np.random.default_rng(seed)
@@ -176,11 +181,6 @@ def test_training_ends_by_fitting_the_prior_and_reports_both(data_dir, tmp_path)
     cfg, p_predict, jax.tree.map(lambda x: x[None], params), "test"
   )
   assert not np.allclose(preds["pred"], preds["unrefined"])
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> str:
-  return str(tmp_path_factory.mktemp("data"))
 
 
 def test_sweep_shares_the_prior_with_the_patch_only_jobs_and_not_the_two_stage_model():

@@ -137,7 +137,9 @@ def compute_metrics(
   final = metrics_lib.LandmarkMetrics(markup)
   final.update(predictions["pred"], predictions["true"])
   result = final.result()
-  for name in ("coarse", "unrefined"):  # the points before the last steps
+  for name in POINT_OUTPUTS.values():  # the points before the last steps
+    if name == "pred":
+      continue
     if name in predictions:
       other = metrics_lib.LandmarkMetrics(markup, prefix=f"{name}_")
       other.update(predictions[name], predictions["true"])

@@ -18,6 +18,7 @@ from hrface_jax.models.coarse import CoarseLandmarkModel, CoarseNet
 from hrface_jax.models.config import (
   add_defaults,
   build_module,
+  has_shape_prior,
   patch_stages,
   regional_crop,
   validate_model_config,
@@ -47,6 +48,7 @@ __all__ = [
   "add_defaults",
   "build_model",
   "build_module",
+  "has_shape_prior",
   "coordinate_loss",
   "crop_boxes",
   "crop_center_jitter",
@@ -75,7 +77,7 @@ def build_model(
   # Fields one config value sets for every module that has them.
   shared = dict(config.heatmap, dtype=get_dtype(config.compute_dtype))
   shape = None
-  if config.shape.enabled and config.model_name != "coarse":
+  if has_shape_prior(config):
     shape = build_module(
       ShapePrior,
       config.shape,

@@ -312,6 +312,12 @@ def add_defaults(config: ml_collections.ConfigDict) -> None:
   )
 
 
+def has_shape_prior(config: ml_collections.ConfigDict) -> bool:
+  """Whether ``config``'s model ends in a shape prior (the coarse model alone
+  has none: it ignores ``config.shape``)."""
+  return bool(config.shape.enabled) and config.model_name != "coarse"
+
+
 def regional_crop(config: ml_collections.ConfigDict) -> tuple[int, int]:
   """(crop_size, stem_stride) for ``config.resolution``: the overrides, else a
   ``regional.crop_table`` row, else the crop-fraction rule."""

@@ -6,6 +6,8 @@ import jax
 import ml_collections
 import optax
 
+from hrface_jax.models.config import has_shape_prior
+
 
 def learning_rate_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
   """Linear warm-up to ``config.learning_rate``, then cosine (or constant) decay."""
@@ -48,7 +50,7 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
   parts.append(base)
   tx = optax.chain(*parts)
   frozen = tuple(config.get("frozen_modules", ()) or ())
-  if config.shape.enabled and "shape" not in frozen:
+  if has_shape_prior(config) and "shape" not in frozen:
     frozen += ("shape",)  # fitted after training, never by the train step
   if not frozen:
     return tx

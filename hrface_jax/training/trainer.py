@@ -343,11 +343,7 @@ def load_modules(params: dict, path: str, names: tuple[str, ...]) -> dict:
 
 def fits_shape_prior(config: ml_collections.ConfigDict) -> bool:
   """Whether training ends by fitting the model's shape prior."""
-  return (
-    config.shape.enabled
-    and config.model_name != "coarse"
-    and int(config.shape.fit_steps) > 0
-  )
+  return models.has_shape_prior(config) and int(config.shape.fit_steps) > 0
 
 
 def _with_fitted_shape_prior(
