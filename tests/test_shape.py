@@ -14,7 +14,6 @@ from conftest import tiny_config
 
 from hrface_jax import checkpointing, config_lib, evaluation, models, sweep
 from hrface_jax.models.shape import ShapePrior, face_frame, from_frame, to_frame
-from hrface_jax.sweep import jobs as sweep_jobs
 from hrface_jax.training import optim, shape_fit, trainer
 
 L = 68
@@ -193,9 +192,9 @@ def test_sweep_shares_the_prior_with_the_patch_only_jobs_and_not_the_two_stage_m
   two_stage = sweep.eval_config_at(sw, "regional", 1024)
   assert not two_stage.shape.enabled
   params = {"coarse": 1, "regional": 2, "patches_0": 3, "shape": 4}
-  assert sweep_jobs.model_params(params, two_stage) == {"coarse": 1, "regional": 2}
+  assert models.params_for_model(params, two_stage) == {"coarse": 1, "regional": 2}
   with_patches = sweep.eval_config_at(sw, "regional_patches", 1024)
-  assert sweep_jobs.model_params(params, with_patches) == params
+  assert models.params_for_model(params, with_patches) == params
   # The coarse job does not read the prior's settings: its fingerprint (and
   # so a finished coarse run) does not change with them.
   jobs = sweep.Jobs(sw, "/nonexistent", print)

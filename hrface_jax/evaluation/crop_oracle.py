@@ -65,12 +65,15 @@ def crop_oracle(
 
   ``fusion`` (default: the checkpoint's) is the one reported without suffix;
   ``other_fusion`` adds the other one. ``patches=False`` reports the
-  two-stage model (a checkpoint's patch stages left out).
+  two-stage model (a checkpoint's patch stages and shape prior left out).
   """
   config, params, step = checkpointing.load_for_inference(workdir)
   if not patches:
+    # The two-stage model: no patch stages, and no shape prior (it was
+    # fitted to the points after them).
     config.patches.enabled = False
-    params = {k: v for k, v in params.items() if not k.startswith("patches_")}
+    config.shape.enabled = False
+    params = models.params_for_model(params, config)
   if config.model_name != "regional":
     raise ValueError(
       f"{workdir}: a {config.model_name!r} checkpoint; crop_oracle needs a regional one"

@@ -318,6 +318,18 @@ def has_shape_prior(config: ml_collections.ConfigDict) -> bool:
   return bool(config.shape.enabled) and config.model_name != "coarse"
 
 
+def params_for_model(params: dict, config: ml_collections.ConfigDict) -> dict:
+  """The subtrees of a checkpoint's ``params`` that ``config``'s model has: a
+  regional run's params without its patch stages (``patches.enabled`` off)
+  and shape prior (``shape.enabled`` off) are its two-stage model."""
+  drop = []
+  if config.model_name == "regional" and not config.patches.enabled:
+    drop.append("patches_")
+  if not has_shape_prior(config):
+    drop.append("shape")
+  return {k: v for k, v in params.items() if not k.startswith(tuple(drop))}
+
+
 def regional_crop(config: ml_collections.ConfigDict) -> tuple[int, int]:
   """(crop_size, stem_stride) for ``config.resolution``: the overrides, else a
   ``regional.crop_table`` row, else the crop-fraction rule."""

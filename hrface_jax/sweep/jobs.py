@@ -335,18 +335,6 @@ def eval_config_at(
   return config
 
 
-def model_params(params: dict, config: ml_collections.ConfigDict) -> dict:
-  """The subtrees of a job's ``params`` that ``config``'s model has (a
-  regional run's params without its patch stages and shape prior are the
-  two-stage model)."""
-  drop = []
-  if config.model_name == "regional" and not config.patches.enabled:
-    drop.append("patches_")
-  if not config.shape.enabled:
-    drop.append("shape")
-  return {k: v for k, v in params.items() if not k.startswith(tuple(drop))}
-
-
 def evaluate_params(
   config: ml_collections.ConfigDict, params: dict, p_predict: Callable | None = None
 ) -> dict:
@@ -602,7 +590,7 @@ def run_one(
     t0 = time.perf_counter()
     t_train = t0 - t_train
     _, params, _ = checkpointing.load_for_inference(trained["workdir"])
-    params = model_params(params, config)
+    params = models.params_for_model(params, config)
     # One compiled inference step for the evaluation and the timing (their
     # batches have the same shape).
     p_predict = evaluation.make_p_predict(models.build_model(config))
