@@ -13,6 +13,7 @@ import pytest
 from conftest import tiny_config
 
 from hrface_jax import checkpointing, config_lib, evaluation, models, sweep
+from hrface_jax.evaluation import crop_oracle
 from hrface_jax.models.shape import ShapePrior, face_frame, from_frame, to_frame
 from hrface_jax.training import optim, shape_fit, trainer
 
@@ -159,7 +160,9 @@ def test_bad_shape_settings_are_named(tmp_path):
       config_lib.validate_config(bad, num_devices=1)
 
 
-def test_training_ends_by_fitting_the_prior_and_reports_both(data_dir, tmp_path):
+def _train_with_prior(data_dir: str, workdir: str):
+  """A 4-step tiny regional run that ends by fitting its shape prior: (config,
+  its final validation metrics)."""
   cfg = tiny_config(
     data_dir,
     total_steps=4,
@@ -167,8 +170,12 @@ def test_training_ends_by_fitting_the_prior_and_reports_both(data_dir, tmp_path)
     eval_every_steps=4,
     **{"shape.enabled": True, "shape.fit_steps": 50, "shape.fit_batch_size": 8},
   )
+  return cfg, trainer.train_and_evaluate(cfg, workdir)
+
+
+def test_training_ends_by_fitting_the_prior_and_reports_both(data_dir, tmp_path):
   workdir = str(tmp_path / "run")
-  metrics = trainer.train_and_evaluate(cfg, workdir)
+  cfg, metrics = _train_with_prior(data_dir, workdir)
   assert "unrefined_nme_inter_ocular" in metrics
   assert metrics["nme_inter_ocular"] != metrics["unrefined_nme_inter_ocular"]
   _, params, _ = checkpointing.load_for_inference(workdir)
@@ -202,3 +209,17 @@ def test_sweep_shares_the_prior_with_the_patch_only_jobs_and_not_the_two_stage_m
   sw.per_resolution.shape.hidden = (64,)
   sw.regional.shape = dict(fit_steps=7)
   assert sweep.Jobs(sw, "/nonexistent", print).fingerprint("coarse", 256) == before
+
+
+def test_the_crop_oracle_scores_the_two_stage_model_without_the_prior(
+  data_dir, tmp_path
+):
+  """The prior was fitted to the points after the patch stages: the oracle's
+  two-stage model (patches=False) leaves it out, so its predicted-crop NME
+  is the points before the prior."""
+  workdir = str(tmp_path / "run")
+  _, metrics = _train_with_prior(data_dir, workdir)
+  result = crop_oracle.crop_oracle(workdir, patches=False, other_fusion=False)
+  assert result["nme_predicted_crops"] == pytest.approx(
+    metrics["unrefined_nme_inter_ocular"], rel=1e-4
+  )
