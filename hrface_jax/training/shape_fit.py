@@ -61,25 +61,29 @@ def fit_shape_prior(
   batch = min(int(fit.fit_batch_size), points.shape[0])
   _, unit, _ = face_frame(points, prior.frame_corners)
 
+  noise = float(fit.fit_noise)
+
+  # The points are arguments, not constants closed over: nothing of the data
+  # is baked into the compiled programs.
   @jax.jit
-  def step(params, opt_state, key):
+  def step(params, opt_state, key, points, true, unit):
     k_idx, k_noise = jax.random.split(key)
     idx = jax.random.randint(k_idx, (batch,), 0, points.shape[0])
     jitter = jax.random.normal(k_noise, points[idx].shape)
-    noisy = points[idx] + fit.fit_noise * unit[idx, None, None] * jitter
+    noisy = points[idx] + noise * unit[idx, None, None] * jitter
     loss, grads = jax.value_and_grad(frame_error, argnums=1)(
       prior, params, noisy, true[idx]
     )
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss
 
-  error = jax.jit(lambda p: frame_error(prior, p, points, true))
-  before = float(error(params))
+  error = jax.jit(lambda p, points, true: frame_error(prior, p, points, true))
+  before = float(error(params, points, true))
   opt_state = tx.init(params)
   keys = jax.random.split(jax.random.PRNGKey(seed), max(int(fit.fit_steps), 1))
   for i in range(int(fit.fit_steps)):
-    params, opt_state, loss = step(params, opt_state, keys[i])
+    params, opt_state, loss = step(params, opt_state, keys[i], points, true, unit)
     if (i + 1) % 500 == 0:
       log(f"shape prior: step {i + 1}/{fit.fit_steps}, train error {float(loss):.4f}")
-  after = float(error(params))
+  after = float(error(params, points, true))
   return params, before, after
