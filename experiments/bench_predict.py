@@ -17,8 +17,9 @@ shapes. A synthetic face is pasted into a 1920x1080 and a 3840x2160 frame
   JPEG only as finely as the model needs (DCT scaling);
 * ``detect``: the Haar face detector alone on the decoded frame;
 * ``batch``: ``predictor.predict_batch`` on ``--batch_faces`` copies of the
-  1080p frame (one face each) in one call, per face, against the same faces
-  one call each.
+  1080p frame (one face each) in one call (model batches of
+  ``Predictor.default_batch_size``), per face, against the same faces one
+  call each.
 
 Prints medians in ms per face; the machine's CPU count is printed too.
 """
@@ -97,15 +98,14 @@ def batch_record(predictor: Predictor, num_faces: int, repeats: int) -> dict:
   ``predictor(frame, box)`` call per frame (both after warm-up)."""
   frame, box = frame_with_face(1920, 1080)
   frames, boxes = [frame] * num_faces, [box[None]] * num_faces
-  predictor.predict_batch(frames, boxes, batch_size=num_faces)  # compiles
-  batched = _median_ms(
-    lambda: predictor.predict_batch(frames, boxes, batch_size=num_faces), repeats
-  )
+  predictor.predict_batch(frames, boxes)  # compiles
+  batched = _median_ms(lambda: predictor.predict_batch(frames, boxes), repeats)
   single = _median_ms(
     lambda: [predictor(f, b) for f, b in zip(frames, boxes, strict=True)], repeats
   )
   return {
     "num_faces": num_faces,
+    "batch_size": predictor.default_batch_size,
     "batch_ms_per_face": batched / num_faces,
     "single_ms_per_face": single / num_faces,
     "speedup": single / batched,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import io
 import os
 import shutil
@@ -18,12 +19,10 @@ import tempfile
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 # Many tests, and the training processes they start (kill/resume loops, two
 # processes against one), compile the same tiny steps again: one compilation
-# cache for every process of the run serves the repeats from disk. Opt-in
-# (HRFACE_TEST_XLA_CACHE=1): two whole-suite runs on 2026-12-01 segfaulted
-# inside JAX's cache write (compilation_cache.put_executable_and_time) in
-# tests/test_train.py. A fresh folder per run (removed at exit);
+# cache for every process of the run serves the repeats from disk. A fresh
+# folder per run (removed at exit); HRFACE_TEST_XLA_CACHE=0 turns it off, and
 # JAX_COMPILATION_CACHE_DIR set by the caller is used as it is.
-if os.environ.get("HRFACE_TEST_XLA_CACHE") == "1" and (
+if os.environ.get("HRFACE_TEST_XLA_CACHE", "1") == "1" and (
   "JAX_COMPILATION_CACHE_DIR" not in os.environ
 ):
   _xla_cache = tempfile.mkdtemp(prefix="hrface_jax_tests_xla_cache_")
@@ -33,6 +32,7 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import cv2
+import jax
 import ml_collections
 import numpy as np
 import pytest
@@ -43,6 +43,22 @@ from hrface_jax.data import formats
 
 # hrface_jax.data.builders (TFDS) is imported inside the fixtures so that other
 # engineers' test files do not pay for importing TFDS.
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+  """Frees every compiled program after each test module.
+
+  XLA:CPU maps memory for the code of every program it compiles (~4,000
+  mappings for a 2-step quickstart training run), and a process may hold at
+  most vm.max_map_count (65,530): one pytest process keeping the whole
+  suite's programs reached it in tests/test_train.py and crashed inside XLA
+  (a segfault while compiling or serialising, three runs on 2026-12-01).
+  """
+  yield
+  jax.clear_caches()
+  gc.collect()
+
 
 SYNTH_RES = 64
 SYNTH_TRAIN = 12

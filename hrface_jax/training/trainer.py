@@ -392,7 +392,10 @@ def _with_fitted_shape_prior(
 def train_and_evaluate(
   config: ml_collections.ConfigDict, workdir: str
 ) -> dict[str, float]:
-  """Trains (or resumes) in ``workdir``; returns the last validation metrics."""
+  """Trains (or resumes) in ``workdir``; returns the last validation metrics.
+
+  Clears JAX's compilation caches when it returns (see the end).
+  """
   devices = jax.local_devices()
   config_lib.validate_config(
     config, num_devices=len(devices), num_processes=jax.process_count()
@@ -554,6 +557,11 @@ def train_and_evaluate(
     checkpointer.close()
     writer.close()
     signal.signal(signal.SIGTERM, previous_handler)
+    # Every compiled program goes (the caller's too: they recompile on next
+    # use). XLA:CPU maps memory for each program's code, ~4,000 mappings for
+    # a short run's steps, and a process may hold 65,530 (vm.max_map_count):
+    # a process that trained ~15 times crashed inside XLA.
+    jax.clear_caches()
   if is_main:
     print(
       f"done: {step - start_step} steps in "
