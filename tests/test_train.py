@@ -409,6 +409,7 @@ def _memory_mappings() -> int:
     return sum(1 for _ in f)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="Linux only")
 def test_training_repeatedly_in_one_process_does_not_keep_compiled_programs(
   tmp_path, data_dir
