@@ -189,7 +189,7 @@ class Predictor:
       for b in self._face_boxes(image, None if boxes is None else boxes[i], whole_image)
     ]
     faces: list[list[Face]] = [[] for _ in images]
-    running = None  # (faces, matrices, device result) of the batch in flight
+    running = None  # ((image index, box) pairs, matrices, result) in flight
     for start in range(0, len(todo), batch_size):
       chunk = todo[start : start + batch_size]
       cut = [self.face_crop(images[i], None if whole_image else b) for i, b in chunk]
