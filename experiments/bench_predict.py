@@ -35,7 +35,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from hrface_jax import atomic, image_io
+from hrface_jax import atomic, host_memory, image_io
 from hrface_jax.data import synth
 from hrface_jax.inference import face_detect
 from hrface_jax.inference.predictor import Predictor
@@ -195,4 +195,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+  host_memory.reexec_with_huge_pages()  # first: see hrface_jax/host_memory.py
   main()

@@ -24,6 +24,7 @@ import time  # noqa: E402
 import cv2  # noqa: E402
 from absl import app, flags  # noqa: E402
 
+from hrface_jax import host_memory  # noqa: E402
 from hrface_jax.data import synth  # noqa: E402
 
 _RESOLUTIONS = flags.DEFINE_list(
@@ -85,4 +86,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  host_memory.reexec_with_huge_pages()  # first: see hrface_jax/host_memory.py
   app.run(main)

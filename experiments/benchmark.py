@@ -24,6 +24,7 @@ RESOURCE_EXHAUSTED) are reported with ``status`` and the bytes they need.
 
 from __future__ import annotations
 
+from hrface_jax import host_memory
 from hrface_jax import sweep as rs
 from hrface_jax.sweep.benchmark import run_benchmark
 
@@ -62,6 +63,7 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
+  host_memory.reexec_with_huge_pages()  # first: see hrface_jax/host_memory.py
   from absl import app, flags
 
   rs.define_shared_flags(json=True)

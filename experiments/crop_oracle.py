@@ -10,7 +10,7 @@ regional checkpoint (what each figure means is said there).
 
 from absl import app, flags
 
-from hrface_jax import atomic, sweep
+from hrface_jax import atomic, host_memory, sweep
 from hrface_jax.evaluation.crop_oracle import crop_oracle
 
 
@@ -26,6 +26,7 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
+  host_memory.reexec_with_huge_pages()  # first: see hrface_jax/host_memory.py
   flags.DEFINE_string("workdir", None, "A regional run's workdir (or checkpoint).")
   flags.DEFINE_string("split", None, "Split to evaluate (default the config's).")
   flags.DEFINE_string("json", None, "Write the result here as JSON.")

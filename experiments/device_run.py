@@ -25,7 +25,7 @@ import os
 import time
 from typing import Any
 
-from hrface_jax import atomic
+from hrface_jax import atomic, host_memory
 from hrface_jax import sweep as rs
 from hrface_jax.sweep import benchmark
 
@@ -183,6 +183,7 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
+  host_memory.reexec_with_huge_pages()  # first: see hrface_jax/host_memory.py
   from absl import app, flags
 
   flags.DEFINE_bool("dry_run", False, "Tiny sizes and nets (CPU): checks the script.")

@@ -17,6 +17,7 @@ import os
 
 from absl import app, flags
 
+from hrface_jax import host_memory
 from hrface_jax import sweep as sweep_lib
 
 
@@ -43,6 +44,7 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
+  host_memory.reexec_with_huge_pages()  # first: see hrface_jax/host_memory.py
   sweep_lib.define_shared_flags()
   flags.DEFINE_string(
     "out", os.path.join(sweep_lib.REPO, "experiments", "results"), "Results."

@@ -29,6 +29,7 @@ import sys
 
 from absl import app, flags
 
+from hrface_jax import host_memory
 from hrface_jax.cli import private_flags_parser, quiet_logging
 from hrface_jax.evaluation.checkpoints import evaluate
 
@@ -122,4 +123,5 @@ _parse_flags = private_flags_parser(_FLAGS, "hrface_jax.evaluate", __doc__)
 
 
 if __name__ == "__main__":
+  host_memory.reexec_with_huge_pages()  # first: see hrface_jax/host_memory.py
   app.run(main, flags_parser=_parse_flags)

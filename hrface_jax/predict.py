@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 from absl import app, flags
 
-from hrface_jax import atomic, image_io, viz
+from hrface_jax import atomic, host_memory, image_io, viz
 from hrface_jax.cli import private_flags_parser, quiet_logging
 from hrface_jax.data import formats
 from hrface_jax.inference import face_detect
@@ -195,4 +195,5 @@ _parse_flags = private_flags_parser(_FLAGS, "hrface_jax.predict", __doc__)
 
 
 if __name__ == "__main__":
+  host_memory.reexec_with_huge_pages()  # first: see hrface_jax/host_memory.py
   app.run(main, flags_parser=_parse_flags)

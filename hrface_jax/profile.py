@@ -27,7 +27,7 @@ import optax
 from absl import app, flags
 from ml_collections import config_flags
 
-from hrface_jax import atomic, models
+from hrface_jax import atomic, host_memory, models
 from hrface_jax import markup as markup_lib
 from hrface_jax.cli import private_flags_parser
 from hrface_jax.training import stages, trainer
@@ -194,4 +194,5 @@ _parse_flags = private_flags_parser(_FLAGS, "hrface_jax.profile", __doc__)
 
 
 if __name__ == "__main__":
+  host_memory.reexec_with_huge_pages()  # first: see hrface_jax/host_memory.py
   app.run(main, flags_parser=_parse_flags)

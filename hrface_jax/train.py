@@ -15,6 +15,7 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
+from hrface_jax import host_memory
 from hrface_jax.checkpointing import CheckpointWriteError, disk_full_reason
 from hrface_jax.cli import private_flags_parser, quiet_logging
 from hrface_jax.training import multihost
@@ -80,4 +81,5 @@ _parse_flags = private_flags_parser(FLAGS, "hrface_jax.train", __doc__)
 
 
 if __name__ == "__main__":
+  host_memory.reexec_with_huge_pages()  # first: see hrface_jax/host_memory.py
   app.run(main, flags_parser=_parse_flags)

@@ -23,6 +23,7 @@ import ml_collections
 import numpy as np
 from absl import app, flags, logging
 
+from hrface_jax import host_memory
 from hrface_jax.cli import private_flags_parser
 from hrface_jax.data import builders
 
@@ -265,4 +266,5 @@ _parse_flags = private_flags_parser(FLAGS, "hrface_jax.data.prepare", __doc__)
 
 
 if __name__ == "__main__":
+  host_memory.reexec_with_huge_pages()  # first: see hrface_jax/host_memory.py
   app.run(main, flags_parser=_parse_flags)

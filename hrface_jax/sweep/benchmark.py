@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import jax_utils
 
-from hrface_jax import evaluation, models
+from hrface_jax import evaluation, host_memory, models
 from hrface_jax import markup as markup_lib
 from hrface_jax.data import pipeline
 from hrface_jax.sweep import jobs
@@ -37,19 +37,40 @@ FIELDS = (
   "infer_step_ms",
   "infer_ms_per_image",
   "infer_images_per_second",
+  "train_page_faults_per_step",
+  "huge_pages",
   "pipeline_images_per_second",
   "bottleneck",
   "required_bytes",
 )
 
 
+def _minor_page_faults() -> int:
+  """This process's minor page faults so far (0 where not counted)."""
+  try:
+    import resource  # noqa: PLC0415  (Unix only)
+  except ImportError:
+    return 0
+  return int(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
+
+
 def time_calls(fn: Callable[[], Any], iters: int) -> float:
   """Mean seconds per ``fn()`` call after one warm-up call (results blocked on)."""
+  return time_and_faults(fn, iters)[0]
+
+
+def time_and_faults(fn: Callable[[], Any], iters: int) -> tuple[float, float]:
+  """(mean seconds, mean minor page faults) per ``fn()`` call after one
+  warm-up call (results blocked on). The faults show whether the host
+  allocator hands each call fresh pages (see hrface_jax/host_memory.py)."""
   jax.block_until_ready(fn())
+  n = max(1, iters)
+  faults = _minor_page_faults()
   t0 = time.perf_counter()
-  for _ in range(max(1, iters)):
+  for _ in range(n):
     jax.block_until_ready(fn())
-  return (time.perf_counter() - t0) / max(1, iters)
+  seconds = (time.perf_counter() - t0) / n
+  return seconds, (_minor_page_faults() - faults) / n
 
 
 def matmul_gflops(n: int = 2048, iters: int = 10) -> float:
@@ -91,7 +112,7 @@ def device_steps(config, iters: int) -> dict[str, float]:
     holder["state"], metrics = p_train(holder["state"], batch, controls)
     return metrics
 
-  train_s = time_calls(train_once, iters)
+  train_s, train_faults = time_and_faults(train_once, iters)
   p_predict = evaluation.make_p_predict(model)
   p_params = jax_utils.replicate(params, devices)
   infer_s = time_calls(lambda: p_predict(p_params, batch["image"]), iters)
@@ -102,6 +123,8 @@ def device_steps(config, iters: int) -> dict[str, float]:
     "infer_step_ms": 1000 * infer_s,
     "infer_ms_per_image": 1000 * infer_s / batch_size,
     "infer_images_per_second": batch_size / infer_s,
+    "train_page_faults_per_step": train_faults,
+    "huge_pages": host_memory.is_tuned(),
   }
 
 
@@ -133,6 +156,11 @@ def run_benchmark(
   # The limit the steps are measured against, in the same process.
   peak = matmul_gflops()
   log(f"float32 2048^2 matmul: {peak:.1f} GFLOP/s")
+  if not host_memory.is_tuned():
+    log(
+      "host memory: 4 KiB pages (no GLIBC_TUNABLES=glibc.malloc.hugetlb=1): "
+      "steps fault their buffers in every call, see hrface_jax/host_memory.py"
+    )
   records = []
   pipeline_ips: dict[int, float] = {}
   for res in sweep.resolutions:
@@ -180,7 +208,8 @@ def run_benchmark(
           f"{rec['infer_ms_per_image']:.2f} ms/img, pipeline "
           f"{rec['pipeline_images_per_second']:.1f} img/s -> {rec['bottleneck']}; "
           f"{rec['train_achieved_gflops']:.1f} GFLOP/s = "
-          f"{rec['fraction_of_matmul']:.1%} of the matmul"
+          f"{rec['fraction_of_matmul']:.1%} of the matmul, "
+          f"{rec['train_page_faults_per_step']:.0f} page faults/step"
           if rec["status"] == "ok"
           else f", needs {rec['required_bytes'] / 2**30:.2f} GiB"
         )
