@@ -7,11 +7,13 @@ r"""Compiled device memory and FLOPs of a model's train and inference steps.
 For each resolution, compiles (never runs) the train step (forward, loss_fn,
 backward, an optax Adam update) and the inference step of the configured
 model on the default backend and reports XLA's ``memory_analysis()`` (temp,
-argument and output bytes) and ``cost_analysis()`` FLOPs. Parameters and
+argument and output bytes) and ``cost_analysis()`` FLOPs and bytes accessed
+(every optimised op's operands and results: memory traffic if nothing stayed
+in cache). Parameters and
 optimizer state are abstract (``jax.eval_shape``): a 4096^2 holistic model
 needs no memory to be measured. Prints a table; ``--json`` writes a list of
 ``{model, resolution, step, batch, temp_bytes, argument_bytes, output_bytes,
-flops}`` records.
+flops, bytes_accessed}`` records.
 """
 
 from __future__ import annotations
@@ -64,11 +66,12 @@ ANALYSIS_COMPILER_OPTIONS = {
 }
 
 
-def _flops(compiled) -> float:
+def _cost(compiled, key: str) -> float:
+  """One figure of XLA's cost analysis (-1 where it has none)."""
   cost = compiled.cost_analysis()
   if isinstance(cost, list | tuple):  # older JAX: one dict per computation
     cost = cost[0] if cost else {}
-  return float((cost or {}).get("flops", -1.0))
+  return float((cost or {}).get(key, -1.0))
 
 
 def _record(config, step: str, batch: int, compiled) -> dict[str, Any]:
@@ -81,7 +84,10 @@ def _record(config, step: str, batch: int, compiled) -> dict[str, Any]:
     "temp_bytes": int(mem.temp_size_in_bytes),
     "argument_bytes": int(mem.argument_size_in_bytes),
     "output_bytes": int(mem.output_size_in_bytes),
-    "flops": _flops(compiled),
+    "flops": _cost(compiled, "flops"),
+    # Operand + result bytes of every optimised op (fusions count once): the
+    # step's memory traffic if nothing stayed in cache.
+    "bytes_accessed": _cost(compiled, "bytes accessed"),
   }
 
 

@@ -459,8 +459,22 @@ def test_benchmark_reports_every_field(data_dir):
       "train_achieved_gflops",
       "matmul_gflops",
       "fraction_of_matmul",
+      "train_gbytes_per_step",
+      "stream_gbps",
+      "roofline_gflops",
+      "fraction_of_roofline",
     ):
       assert math.isfinite(r[k]) and r[k] > 0, k
+    assert r["train_page_faults_per_step"] >= 0
+    # The roofline: the lower of the matmul rate and the step's FLOPs per
+    # byte at the measured copy bandwidth.
+    intensity = r["train_gflops_per_step"] / r["train_gbytes_per_step"]
+    assert r["roofline_gflops"] == pytest.approx(
+      min(r["matmul_gflops"], intensity * r["stream_gbps"])
+    )
+    assert r["fraction_of_roofline"] == pytest.approx(
+      r["train_achieved_gflops"] / r["roofline_gflops"]
+    )
     # Achieved rate: the compiled step's FLOPs over its measured time, and
     # its share of the matmul rate measured in the same run.
     assert r["train_achieved_gflops"] == pytest.approx(

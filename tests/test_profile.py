@@ -35,6 +35,9 @@ def test_profile_cli_writes_json(tmp_path):
   # Training keeps activations for the backward pass; inference doesn't.
   assert train["temp_bytes"] > infer["temp_bytes"]
   assert train["flops"] > 2 * infer["flops"]
+  # Memory traffic: at least the step's own arguments are read.
+  assert train["bytes_accessed"] >= train["argument_bytes"] > 0
+  assert infer["bytes_accessed"] >= infer["argument_bytes"]
   # The images are an argument: at least 2 * 128 * 128 * 3 bytes.
   assert infer["argument_bytes"] >= 2 * 128 * 128 * 3
   assert "temp GiB" in proc.stdout

@@ -34,6 +34,10 @@ FIELDS = (
   "train_achieved_gflops",
   "matmul_gflops",
   "fraction_of_matmul",
+  "train_gbytes_per_step",
+  "stream_gbps",
+  "roofline_gflops",
+  "fraction_of_roofline",
   "infer_step_ms",
   "infer_ms_per_image",
   "infer_images_per_second",
@@ -79,6 +83,19 @@ def matmul_gflops(n: int = 2048, iters: int = 10) -> float:
   f = jax.jit(lambda x: x @ x)
   seconds = time_calls(lambda: f(a), iters)
   return 2.0 * n**3 / seconds / 1e9
+
+
+def stream_gbps(mib: int = 256, iters: int = 10) -> float:
+  """The machine's memory bandwidth: a copy between two preallocated
+  ``mib`` MiB host arrays, bytes read + written per second / 1e9."""
+  src = np.ones(mib << 18, np.float32)
+  dst = np.empty_like(src)
+  np.copyto(dst, src)  # fault both in before timing
+  t0 = time.perf_counter()
+  for _ in range(max(1, iters)):
+    np.copyto(dst, src)
+  seconds = (time.perf_counter() - t0) / max(1, iters)
+  return 2.0 * src.nbytes / seconds / 1e9
 
 
 def _fake_batch(config, n: int) -> dict:
@@ -155,7 +172,8 @@ def run_benchmark(
   device = jobs.device_description()
   # The limit the steps are measured against, in the same process.
   peak = matmul_gflops()
-  log(f"float32 2048^2 matmul: {peak:.1f} GFLOP/s")
+  bandwidth = stream_gbps()
+  log(f"float32 2048^2 matmul: {peak:.1f} GFLOP/s; memory copy: {bandwidth:.1f} GB/s")
   if not host_memory.is_tuned():
     log(
       "host memory: 4 KiB pages (no GLIBC_TUNABLES=glibc.malloc.hugetlb=1): "
@@ -180,6 +198,12 @@ def run_benchmark(
       rec["required_bytes"] = mem["train_temp_bytes"] + mem["train_argument_bytes"]
       rec["train_gflops_per_step"] = mem["train_flops"] / 1e9  # per device
       rec["matmul_gflops"] = peak
+      rec["train_gbytes_per_step"] = mem["train_bytes_accessed"] / 1e9
+      rec["stream_gbps"] = bandwidth
+      # The roofline: a step can go no faster than its FLOPs at the matmul
+      # rate nor its memory traffic at the copy rate.
+      intensity = mem["train_flops"] / max(mem["train_bytes_accessed"], 1.0)
+      rec["roofline_gflops"] = min(peak, intensity * bandwidth)
       if rec["required_bytes"] > budget:
         rec["status"] = "does_not_fit"
       else:
@@ -200,6 +224,7 @@ def run_benchmark(
         achieved = rec["train_gflops_per_step"] / (rec["train_step_ms"] / 1000)
         rec["train_achieved_gflops"] = achieved
         rec["fraction_of_matmul"] = achieved / peak
+        rec["fraction_of_roofline"] = achieved / rec["roofline_gflops"]
       log(
         f"{model:>17} @ {res:>4}: {rec['status']}"
         + (
@@ -209,6 +234,8 @@ def run_benchmark(
           f"{rec['pipeline_images_per_second']:.1f} img/s -> {rec['bottleneck']}; "
           f"{rec['train_achieved_gflops']:.1f} GFLOP/s = "
           f"{rec['fraction_of_matmul']:.1%} of the matmul, "
+          f"{rec['fraction_of_roofline']:.0%} of the roofline "
+          f"({rec['roofline_gflops']:.1f}), "
           f"{rec['train_page_faults_per_step']:.0f} page faults/step"
           if rec["status"] == "ok"
           else f", needs {rec['required_bytes'] / 2**30:.2f} GiB"

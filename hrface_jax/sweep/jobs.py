@@ -267,6 +267,7 @@ def train_memory(config: ml_collections.ConfigDict) -> dict[str, int]:
     "train_temp_bytes": rec["temp_bytes"],
     "train_argument_bytes": rec["argument_bytes"],
     "train_flops": rec["flops"],
+    "train_bytes_accessed": rec["bytes_accessed"],
   }
 
 
