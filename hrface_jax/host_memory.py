@@ -43,13 +43,16 @@ def _glibc_has_hugetlb() -> bool:
   return (major, minor) >= (2, 35)
 
 
-def _thp_enabled() -> bool:
-  """Transparent huge pages are ``always`` or ``madvise`` (not ``never``)."""
+def thp_mode() -> str | None:
+  """The kernel's transparent huge page mode (``always``, ``madvise`` or
+  ``never``), None where it cannot be read."""
   try:
     with open(_THP_MODE) as f:
-      return "[never]" not in f.read()
+      text = f.read()
   except OSError:
-    return False
+    return None
+  start, end = text.find("["), text.find("]")
+  return text[start + 1 : end] if 0 <= start < end else None
 
 
 def applies(environ: Mapping[str, str] | None = None) -> bool:
@@ -57,7 +60,7 @@ def applies(environ: Mapping[str, str] | None = None) -> bool:
   env = os.environ if environ is None else environ
   if env.get(OPT_OUT, "1").strip().lower() in ("0", "false", "no", "off"):
     return False
-  return _glibc_has_hugetlb() and _thp_enabled()
+  return _glibc_has_hugetlb() and thp_mode() in ("always", "madvise")
 
 
 def is_tuned(environ: Mapping[str, str] | None = None) -> bool:

@@ -97,6 +97,10 @@ _FAULTS = textwrap.dedent(
 
 
 @needs_tunable
+@pytest.mark.skipif(
+  host_memory.thp_mode() != "madvise",
+  reason="with THP 'always' every process has huge pages already",
+)
 def test_the_tunable_stops_xla_faulting_in_its_buffers_every_call():
   def faults(**env):
     out = subprocess.run(
