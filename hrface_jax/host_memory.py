@@ -4,10 +4,11 @@ XLA:CPU allocates the buffers of every execution with ``malloc``. glibc serves
 allocations above 32 MiB with a fresh ``mmap`` and unmaps them when they are
 freed, so every train step faults its whole temp allocation back in, 4 KiB at
 a time, and the kernel zeroes each page: 122k page faults and a third of the
-CPU time of the regional 256^2 train step (batch 8, 2 cores, 2026-12-01). The
-same holds for the host's 4K frames. glibc's ``hugetlb=1`` tunable advises
-those mappings onto 2 MiB transparent huge pages: 512x fewer faults and the
-step 1.5x faster (``experiments/benchmark.py``'s ``page_faults_per_step``).
+CPU time of the regional 256^2 train step (batch 8, 2 cores, 2026-12-01).
+glibc's ``hugetlb=1`` tunable advises those mappings onto 2 MiB transparent
+huge pages: 100-300x fewer faults, and the sweep's steps at 256^2 and 1024^2
+1.2-1.8x faster (at 4096^2 no gain was measured; ``experiments/benchmark.py``
+records ``train_page_faults_per_step``).
 
 glibc reads tunables once, when a process starts, so the command-line entry
 points re-execute themselves with the tunable set (:func:`reexec_with_huge_pages`)
