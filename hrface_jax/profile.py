@@ -9,11 +9,10 @@ backward, an optax Adam update) and the inference step of the configured
 model on the default backend and reports XLA's ``memory_analysis()`` (temp,
 argument and output bytes) and ``cost_analysis()`` FLOPs and bytes accessed
 (every optimised op's operands and results: memory traffic if nothing stayed
-in cache). Parameters and
-optimizer state are abstract (``jax.eval_shape``): a 4096^2 holistic model
-needs no memory to be measured. Prints a table; ``--json`` writes a list of
-``{model, resolution, step, batch, temp_bytes, argument_bytes, output_bytes,
-flops, bytes_accessed}`` records.
+in cache). Parameters and optimizer state are abstract (``jax.eval_shape``):
+a 4096^2 holistic model needs no memory to be measured. Prints a table;
+``--json`` writes a list of ``{model, resolution, step, batch, temp_bytes,
+argument_bytes, output_bytes, flops, bytes_accessed}`` records.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ needs_tunable = pytest.mark.skipif(
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
-  env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES",)}
+  env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
   env.pop(host_memory.OPT_OUT, None)
   env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, env.get("PYTHONPATH", "")) if p)
   return {**env, **extra}
