@@ -111,6 +111,39 @@ def test_fit_learns_an_error_the_other_points_predict():
     shape_fit.fit_shape_prior(prior, init, points[:0], true[:0], fit)
 
 
+def test_mirrored_faces_are_faces_with_mirrored_errors():
+  """Each face's mirror image: left and right swapped, the same errors in
+  inter-ocular units; mirroring twice gives the faces back."""
+  from hrface_jax.markup import get_markup
+
+  flip = get_markup("ibug68").flip_permutation
+  true = _faces(6, 4)
+  points = true + np.random.default_rng(5).normal(0, 0.02, true.shape)
+  both, both_true = shape_fit.with_mirrored_faces(points, true, flip)
+  assert both.shape == both_true.shape == (12, L, 2)
+  np.testing.assert_array_equal(both[:6], points)
+  # The mirror's left outer eye corner (36) is the face's right one (45), x negated.
+  np.testing.assert_allclose(both_true[6:, 36, 0], -true[:, 45, 0])
+  np.testing.assert_allclose(both_true[6:, 36, 1], true[:, 45, 1])
+
+  # In the face frame (origin between the outer eye corners, x along them) a
+  # mirrored face is the face with its local x negated: a valid face.
+  def frame(p):
+    p = jnp.asarray(p)
+    return np.asarray(to_frame(p, *face_frame(p, (36, 45))))
+
+  local, mirrored = frame(true), frame(both_true[6:])
+  np.testing.assert_allclose(mirrored[:, flip, 0], -local[:, :, 0], atol=1e-5)
+  np.testing.assert_allclose(mirrored[:, flip, 1], local[:, :, 1], atol=1e-5)
+  prior = ShapePrior(num_landmarks=L, hidden=(8,))
+  init = prior.init(jax.random.PRNGKey(0), jnp.asarray(points[:1]))["params"]
+  error = lambda p, t: float(shape_fit.frame_error(prior, init, p, t))
+  assert error(both[6:], both_true[6:]) == pytest.approx(error(points, true), rel=1e-5)
+  again, again_true = shape_fit.with_mirrored_faces(both[6:], both_true[6:], flip)
+  np.testing.assert_allclose(again[6:], points)
+  np.testing.assert_allclose(again_true[6:], true)
+
+
 @pytest.mark.parametrize("model_name", ["regional", "holistic"])
 def test_models_keep_the_points_before_the_prior_and_the_step_never_trains_it(
   model_name, tmp_path

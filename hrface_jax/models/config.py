@@ -257,12 +257,14 @@ def add_defaults(config: ml_collections.ConfigDict) -> None:
   # fit_examples training faces (unaugmented), for fit_steps Adam steps of
   # fit_batch_size faces, each point jittered by fit_noise inter-ocular
   # distances. fit_steps=0: keep the prior as it is (e.g. from init_from).
+  # fit_mirrored: the faces' mirror images too (training/shape_fit.py).
   config.shape = ml_collections.ConfigDict(
     dict(
       enabled=False,
       **module_fields(ShapePrior, exclude={"frame_corners"}),
       fit_examples=1000,
-      fit_steps=2000,
+      fit_mirrored=True,
+      fit_steps=4000,
       fit_batch_size=128,
       fit_learning_rate=1e-3,
       fit_weight_decay=1e-2,

@@ -368,18 +368,23 @@ def _with_fitted_shape_prior(
   )
   state = jax.device_get(jax_utils.unreplicate(p_state))
   log = (lambda line: print(line, flush=True)) if is_main else (lambda _: None)
+  points, true = predictions["unrefined"], predictions["true"]
+  if config.shape.fit_mirrored:
+    flip = markup_lib.get_markup(config.markup).flip_permutation
+    points, true = shape_fit.with_mirrored_faces(points, true, flip)
   fitted, before, after = shape_fit.fit_shape_prior(
     model.shape,
     state.ema_params["shape"],
-    predictions["unrefined"],
-    predictions["true"],
+    points,
+    true,
     config.shape,
     seed=config.seed,
     log=log,
   )
+  mirrored = " and their mirror images" if config.shape.fit_mirrored else ""
   log(
     f"shape prior fitted on {len(predictions['true'])} {config.train_split} "
-    f"faces in {time.perf_counter() - t0:.0f} s: their NME(io) "
+    f"faces{mirrored} in {time.perf_counter() - t0:.0f} s: their NME(io) "
     f"{before:.4f} -> {after:.4f}"
   )
   state = state.replace(
