@@ -1,9 +1,9 @@
 """Quickstart: a small regional model with patch stages on synthetic 256 px
 faces, on a laptop CPU.
 
-The README's first command runs this, then evaluates it: about 8 to 9
+The README's first command runs this, then evaluates it: about 9
 minutes of training on 2 CPU cores (plus about a minute rendering its 1100
-faces on first use), test NME ~0.034 (2026-12-01). The 10-minute budget sets
+faces on first use), test NME ~0.035 (2026-12-01). The 10-minute budget sets
 the steps: 1600 steps (--config.total_steps=1600) score 0.026 but take 12-13
 minutes on a slower 2-core machine (8.5 on a faster one).
 

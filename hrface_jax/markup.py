@@ -29,6 +29,9 @@ class Markup:
     contour_group: the group along the face outline. Its points are spaced
       along a smooth edge, so where along it they sit is fixed by the whole
       face, not by local detail; metrics also report the rest as "inner".
+    curves: the drawn lines, each (its points in order, whether it closes).
+      A point's tangent runs between its neighbours on its curve; metrics
+      split errors into along-curve and across-curve parts with it.
   """
 
   name: str
@@ -40,6 +43,21 @@ class Markup:
   left_eye: tuple[int, ...]
   groups: Mapping[str, tuple[int, ...]]
   contour_group: str = ""
+  curves: tuple[tuple[tuple[int, ...], bool], ...] = ()
+
+  def curve_neighbours(self) -> tuple[np.ndarray, np.ndarray]:
+    """(previous, next) point of each point along its curve ``[L]`` each;
+    a curve's open ends use themselves, points on no curve both."""
+    prev = np.arange(self.num_landmarks)
+    nxt = np.arange(self.num_landmarks)
+    for points, closed in self.curves:
+      n = len(points)
+      for j, i in enumerate(points):
+        if closed:
+          prev[i], nxt[i] = points[(j - 1) % n], points[(j + 1) % n]
+        else:
+          prev[i], nxt[i] = points[max(j - 1, 0)], points[min(j + 1, n - 1)]
+    return prev, nxt
 
   def inner_indices(self) -> tuple[int, ...]:
     """Every point outside ``contour_group`` (all points if it is unset)."""
@@ -112,6 +130,17 @@ IBUG68 = Markup(
     "mouth": _r(48, 67),
   },
   contour_group="jaw",
+  curves=(
+    (_r(0, 16), False),  # jaw
+    (_r(17, 21), False),  # brows
+    (_r(22, 26), False),
+    (_r(27, 30), False),  # nose bridge
+    (_r(31, 35), False),  # nostrils
+    (_r(36, 41), True),  # eyes
+    (_r(42, 47), True),
+    (_r(48, 59), True),  # outer lips
+    (_r(60, 67), True),  # inner lips
+  ),
 )
 
 WFLW98 = Markup(
@@ -151,6 +180,17 @@ WFLW98 = Markup(
     "mouth": _r(76, 95),
   },
   contour_group="contour",
+  curves=(
+    (_r(0, 32), False),  # contour
+    (_r(33, 41), True),  # brows: upper edge, then lower
+    (_r(42, 50), True),
+    (_r(51, 54), False),  # nose bridge
+    (_r(55, 59), False),  # nostrils
+    (_r(60, 67), True),  # eyes (pupils 96, 97 on no curve)
+    (_r(68, 75), True),
+    (_r(76, 87), True),  # outer lips
+    (_r(88, 95), True),  # inner lips
+  ),
 )
 
 MARKUPS: dict[str, Markup] = {m.name: m for m in (IBUG68, WFLW98)}

@@ -58,12 +58,15 @@ def test_cli_writes_every_file(workdir, tmp_path):
     "auc_0.10",
     "error_pixels",
     "coarse_nme_inter_ocular",  # the regional model's coarse stage
+    "along_inter_ocular",  # the error along / across the markup's curves
+    "across_inter_ocular",
     "num_images",
     "step",
   } | {f"nme_inter_ocular/{name}" for name in regions}
   assert expected <= set(m), expected - set(m)
   assert all(not isinstance(v, dict | list) for v in m.values())  # flat
   assert m["num_images"] == 4 and m["step"] == 4
+  assert f"along / across the curves {m['along_inter_ocular']:.4f}" in r.stdout
 
   lines = (out / "predictions.jsonl").read_text().splitlines()
   assert len(lines) == 4

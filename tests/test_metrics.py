@@ -298,3 +298,43 @@ def test_inner_points_leave_out_the_face_contour():
   np.testing.assert_allclose(r["nme_inter_ocular/inner"], 0.0, atol=1e-7)
   np.testing.assert_allclose(r["error_pixels"], 3.0 * 17 / 68, rtol=1e-5)
   assert (np.asarray(r["nme_inter_ocular/jaw"]) > 0).all()
+
+
+def test_errors_split_along_and_across_the_curves():
+  """Every curve laid on a horizontal line: a shift in x is all along the
+  curves, one in y all across; points without a tangent are left out."""
+  true = np.zeros((1, 68, 2), np.float32)
+  for c, (points, _) in enumerate(IBUG68.curves):
+    for k, i in enumerate(points):
+      true[0, i] = (10.0 * i + k, 20.0 * c)
+  io = float(np.linalg.norm(true[0, 45] - true[0, 36]))
+  along_x = metrics.per_image_metrics(true + [3.0, 0.0], true, IBUG68)
+  across_y = metrics.per_image_metrics(true + [0.0, 4.0], true, IBUG68)
+  np.testing.assert_allclose(along_x["along_inter_ocular"], 3.0 / io, rtol=1e-5)
+  np.testing.assert_allclose(along_x["across_inter_ocular"], 0.0, atol=1e-7)
+  np.testing.assert_allclose(across_y["along_inter_ocular"], 0.0, atol=1e-7)
+  np.testing.assert_allclose(across_y["across_inter_ocular"], 4.0 / io, rtol=1e-5)
+  # A closed mouth: the inner lip corner's neighbours coincide, no tangent.
+  closed = true.copy()
+  closed[0, 67] = closed[0, 61]
+  pred = closed.copy()
+  pred[0, 60] += [0.0, 50.0]  # its error counts in neither part
+  along, across, defined = metrics.along_across_errors(pred, closed, IBUG68)
+  assert not defined[0, 60] and np.isnan(along[0, 60]) and np.isnan(across[0, 60])
+  assert defined[0, :60].all() and defined[0, 61:].all()
+  r = metrics.per_image_metrics(pred, closed, IBUG68)
+  np.testing.assert_allclose(r["across_inter_ocular"], 0.0, atol=1e-7)
+  # Hidden points are left out as well, and the accumulator reduces both.
+  mask = np.ones((1, 68), bool)
+  mask[0, :17] = False
+  shifted = true + [0.0, 4.0]
+  shifted[0, :17] += [0.0, 100.0]
+  m = metrics.LandmarkMetrics(IBUG68)
+  m.update(shifted, true, landmark_mask=mask)
+  out = m.result()
+  assert out["across_inter_ocular"] == pytest.approx(4.0 / io, rel=1e-5)
+  assert out["along_inter_ocular"] == pytest.approx(0.0, abs=1e-7)
+  # WFLW's pupils lie on no curve.
+  prev, nxt = WFLW98.curve_neighbours()
+  assert prev[96] == nxt[96] == 96 and prev[0] == 0 and nxt[0] == 1
+  assert prev[60] == 67 and nxt[67] == 60  # the eye closes

@@ -229,6 +229,12 @@ def evaluate(
       )
       + f", FR@0.10 {result['failure_rate_0.10']:.4f}, "
       f"AUC@0.08 {result['auc_0.08']:.4f}, error {result['error_pixels']:.2f}px"
+      + (
+        f"; along / across the curves {result['along_inter_ocular']:.4f} / "
+        f"{result['across_inter_ocular']:.4f}"
+        if "along_inter_ocular" in result
+        else ""
+      )
     )
 
   _, config, result, predictions, nmes = runs[0]

@@ -223,7 +223,10 @@ def per_image_metrics(
 
   Jit-friendly: compute it on device and feed the result to
   :meth:`LandmarkMetrics.update_per_image`. Keys: ``nme_<normalisation>``,
-  ``error_pixels`` and ``nme_inter_ocular/<group or region>``.
+  ``error_pixels``, ``nme_inter_ocular/<group or region>`` and, where the
+  markup has curves, ``along_inter_ocular`` / ``across_inter_ocular``: the
+  mean absolute error component along / across the points' curves
+  (:func:`along_across_errors`), in inter-ocular units.
   """
   _check_points("pred", pred)
   _check_points("true", true)
@@ -235,7 +238,43 @@ def per_image_metrics(
   io = normaliser(true, markup, "inter_ocular")
   for name, idx in subset_keys(markup).items():
     out[f"nme_inter_ocular/{name}"] = _divide(_mean_over(err, landmark_mask, idx), io)
+  if markup.curves:
+    along, across, defined = along_across_errors(pred, true, markup)
+    xp = _xp(pred, true)
+    on_curve = defined if landmark_mask is None else defined & landmark_mask
+    for name, part in (("along", along), ("across", across)):
+      part = xp.where(on_curve, part, 0.0)
+      out[f"{name}_inter_ocular"] = _divide(_mean_over(part, on_curve), io)
   return out
+
+
+def along_across_errors(
+  pred: Array, true: Array, markup: Markup
+) -> tuple[Array, Array, Array]:
+  """Each point's error split along and across its curve, ``[B, L]`` each.
+
+  (|component along the tangent|, |component across it|, defined): the
+  tangent of ``true`` runs between the point's neighbours on its markup
+  curve (:attr:`Markup.curves`). Undefined (False, components NaN) for
+  points on no curve and where the neighbours coincide (the inner lip
+  corners of a closed mouth). Where along a smooth edge a point sits is
+  barely in its pixels; across the edge it is: the two parts say which one
+  a model gets wrong.
+  """
+  xp = _xp(pred, true)
+  prev, nxt = markup.curve_neighbours()
+  chord = true[:, nxt] - true[:, prev]
+  length = xp.linalg.norm(chord, axis=-1)
+  defined = length > 1e-6
+  tangent = chord / xp.where(defined, length, 1.0)[..., None]
+  err = pred - true
+  along = err[..., 0] * tangent[..., 0] + err[..., 1] * tangent[..., 1]
+  across = err[..., 1] * tangent[..., 0] - err[..., 0] * tangent[..., 1]
+  return (
+    xp.where(defined, xp.abs(along), xp.nan),
+    xp.where(defined, xp.abs(across), xp.nan),
+    defined,
+  )
 
 
 # ----------------------------------------------------------------------------
@@ -332,7 +371,8 @@ class LandmarkMetrics:
   dropped too. Result keys (with ``prefix`` in front of each):
   ``nme_inter_ocular``, ``nme_inter_pupil``, ``nme_box_diagonal``,
   ``failure_rate_<t>`` and ``auc_<t>`` (inter-ocular NME, for each threshold),
-  ``error_pixels``, ``nme_inter_ocular/<group or region>``, ``num_images``.
+  ``error_pixels``, ``nme_inter_ocular/<group or region>``, ``num_images``,
+  ``along_inter_ocular`` and ``across_inter_ocular`` (markups with curves).
   A group/region mean is over the images where it has a visible point.
   """
 
@@ -437,6 +477,9 @@ class LandmarkMetrics:
     for t in self.thresholds:
       out[p + threshold_key("auc", t)] = float(auc(io, t))
     out[f"{p}error_pixels"] = float(mean_over_images(self.per_image("error_pixels")))
+    for key in ("along_inter_ocular", "across_inter_ocular"):
+      if key in self._values:
+        out[p + key] = float(mean_over_images(self.per_image(key)))
     for name in self._subsets:
       v, defined = self._cat(f"nme_inter_ocular/{name}")
       out[f"{p}nme_inter_ocular/{name}"] = float(mean_over_images(v, defined))
