@@ -90,6 +90,10 @@ def test_sweep_writes_all_outputs_and_resumes(data_dir, tmp_path, monkeypatch):
     # The whole face's mean is the points' mean: 51 inner and 17 jaw points.
     whole = (51 * r["nme_inner"] + 17 * r["nme_contour"]) / 68
     assert r["nme_inter_ocular"] == pytest.approx(whole, rel=1e-4)
+    # Along / across the curves: each below the whole error, together above.
+    assert 0 < r["nme_along"] < r["nme_inter_ocular"] * 1.05
+    assert 0 < r["nme_across"] < r["nme_inter_ocular"] * 1.05
+    assert r["nme_along"] + r["nme_across"] > r["nme_inter_ocular"] * 0.95
     assert 0 <= r["failure_rate_0.10"] <= 1
     assert r["train_temp_bytes"] > 0
     assert r["train_images_per_second"] > 0 and r["infer_ms_per_image"] > 0
@@ -118,6 +122,9 @@ def test_sweep_writes_all_outputs_and_resumes(data_dir, tmp_path, monkeypatch):
   md = open(os.path.join(out, "resolution_sweep.md")).read()
   for m in rs.MODELS:
     assert f"| {m} | 256 |" in md
+  assert "| contour | along | across | no prior |" in md
+  row = next(x for x in md.splitlines() if x.startswith("| regional | 256 |"))
+  assert f"| {by_model['regional']['nme_along']:.4f} |" in row
   assert "## Crop oracle" in md  # the regional record's oracle figures
   assert "## Where the time went" in md
   assert all(r["analysis_seconds"] >= 0 for r in saved if not r.get("same_as"))

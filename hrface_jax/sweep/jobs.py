@@ -620,6 +620,10 @@ def run_one(
     # Off the contour and along it: see Markup.contour_group.
     nme_inner=metrics.get("nme_inter_ocular/inner"),
     nme_contour=metrics.get(f"nme_inter_ocular/{contour_group(config)}"),
+    # Along and across the markup's curves (metrics.along_across_errors):
+    # pixels pay across them; along them a point's place is the face's shape.
+    nme_along=metrics.get("along_inter_ocular"),
+    nme_across=metrics.get("across_inter_ocular"),
     **{"failure_rate_0.10": metrics.get("failure_rate_0.10")},
     failure_rate_008=metrics.get("failure_rate_0.08"),
     auc_010=metrics.get("auc_0.10"),

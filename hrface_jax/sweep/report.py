@@ -54,11 +54,11 @@ def fmt(v, spec: str, scale: float = 1.0) -> str:
 
 def markdown_table(records: Sequence[dict]) -> str:
   head = (
-    "| model | resolution | input | NME (io) | inner | contour | no prior | "
-    "error px | FR@0.10 | train mem GiB | train GFLOP/step | train img/s | "
-    "infer ms/img | status |\n"
+    "| model | resolution | input | NME (io) | inner | contour | along | across | "
+    "no prior | error px | FR@0.10 | train mem GiB | train GFLOP/step | "
+    "train img/s | infer ms/img | status |\n"
     "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-    "| ---: | ---: | --- |"
+    "| ---: | ---: | ---: | ---: | --- |"
   )
   order = {m: i for i, m in enumerate(MODELS)}
   rows = sorted(
@@ -76,6 +76,7 @@ def markdown_table(records: Sequence[dict]) -> str:
       f"| {r['model']} | {r['resolution']} | {r['input_resolution']} | "
       f"{fmt(r.get('nme_inter_ocular'), '.4f')} | "
       f"{fmt(r.get('nme_inner'), '.4f')} | {fmt(r.get('nme_contour'), '.4f')} | "
+      f"{fmt(r.get('nme_along'), '.4f')} | {fmt(r.get('nme_across'), '.4f')} | "
       f"{fmt(r.get('unrefined_nme_inter_ocular'), '.4f')} | "
       f"{fmt(r.get('nme_pixels'), '.2f')} | "
       f"{fmt(r.get('failure_rate_0.10'), '.1%')} | {fmt(mem, '.2f', 2**-30)} | "
