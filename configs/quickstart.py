@@ -4,8 +4,8 @@ faces, on a laptop CPU.
 The README's first command runs this, then evaluates it: about 9
 minutes of training on 2 CPU cores (plus about a minute rendering its 1100
 faces on first use), test NME ~0.035 (2026-12-01). The 10-minute budget sets
-the steps: 1600 steps (--config.total_steps=1600) score 0.026 but take 12-13
-minutes on a slower 2-core machine (8.5 on a faster one).
+the steps: the earlier 1600-step schedule (the README gives its flags) scores
+0.026 but takes 12-13 minutes on a slower 2-core machine (8.5 on a faster one).
 
 Most steps train the coarse network alone (its own, ~4x cheaper step); the
 regional networks and the native-resolution patch stage then train on its

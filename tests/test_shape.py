@@ -14,6 +14,7 @@ from conftest import tiny_config
 
 from hrface_jax import checkpointing, config_lib, evaluation, models, sweep
 from hrface_jax.evaluation import crop_oracle
+from hrface_jax.markup import IBUG68
 from hrface_jax.models.shape import ShapePrior, face_frame, from_frame, to_frame
 from hrface_jax.training import optim, shape_fit, trainer
 
@@ -114,9 +115,7 @@ def test_fit_learns_an_error_the_other_points_predict():
 def test_mirrored_faces_are_faces_with_mirrored_errors():
   """Each face's mirror image: left and right swapped, the same errors in
   inter-ocular units; mirroring twice gives the faces back."""
-  from hrface_jax.markup import get_markup
-
-  flip = get_markup("ibug68").flip_permutation
+  flip = IBUG68.flip_permutation
   true = _faces(6, 4)
   points = true + np.random.default_rng(5).normal(0, 0.02, true.shape)
   both, both_true = shape_fit.with_mirrored_faces(points, true, flip)

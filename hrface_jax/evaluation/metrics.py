@@ -240,10 +240,9 @@ def per_image_metrics(
     out[f"nme_inter_ocular/{name}"] = _divide(_mean_over(err, landmark_mask, idx), io)
   if markup.curves:
     along, across, defined = along_across_errors(pred, true, markup)
-    xp = _xp(pred, true)
+    # _mean_over leaves out the masked points (and so their NaNs).
     on_curve = defined if landmark_mask is None else defined & landmark_mask
     for name, part in (("along", along), ("across", across)):
-      part = xp.where(on_curve, part, 0.0)
       out[f"{name}_inter_ocular"] = _divide(_mean_over(part, on_curve), io)
   return out
 
