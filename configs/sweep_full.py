@@ -42,7 +42,6 @@ def get_config() -> ml_collections.ConfigDict:
       checkpoint_every_steps=1000,
       keep_checkpoints=1,
       data_workers=8,
-      data_cache_gb=20.0,
       seed=0,
     )
   )

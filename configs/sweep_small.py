@@ -78,7 +78,6 @@ def get_config() -> ml_collections.ConfigDict:
       eval_every_steps=100000,  # one evaluation, at the end
       checkpoint_every_steps=100,
       keep_checkpoints=1,
-      data_cache_gb=6.0,  # decoded 4096^2 frames: 50 MB each
       seed=0,
     )
   )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import struct
 import warnings
 
@@ -77,8 +76,7 @@ def _read(path: str) -> bytes:
 
 def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
   """Decodes encoded image bytes like :func:`load_image`; ``name`` goes in
-  errors. A stored dataset frame (binary PPM) comes back as a read-only view
-  of ``data``."""
+  errors."""
   return _decode(data, name, 1)[0]
 
 
@@ -86,9 +84,6 @@ def _decode(data: bytes, name: str, reduce: int) -> tuple[np.ndarray, int]:
   """(uint8 [H, W, 3], the factor it was decoded smaller by)."""
   if not data:
     raise ImageLoadError(f"{name}: empty file, not an image")
-  raw = _decode_ppm(data, name)
-  if raw is not None:
-    return raw, 1
   plain = _decode_plain_png(data)
   if plain is not None:
     return plain, 1
@@ -135,33 +130,6 @@ def _decode(data: bytes, name: str, reduce: int) -> tuple[np.ndarray, int]:
         f"{name}: truncated or corrupt {img.format or 'image'} file: {e}"
       ) from e
     return _to_rgb8(img, name), factor
-
-
-# The header data.builders.encode_ppm writes (other PPMs go to PIL).
-_PPM_HEADER = re.compile(rb"P6\n(\d+) (\d+)\n255\n")
-
-
-def is_raw_frame(data: bytes) -> bool:
-  """Whether ``data`` is a frame stored raw (data.builders.encode_ppm's
-  binary PPM): :func:`decode_image` returns a view of it, no decoding."""
-  return _PPM_HEADER.match(data) is not None
-
-
-def _decode_ppm(data: bytes, name: str) -> np.ndarray | None:
-  """A binary PPM as the datasets store rendered frames: a read-only view of
-  ``data`` (no copy, no decoding); None for anything else."""
-  m = _PPM_HEADER.match(data)
-  if m is None:
-    return None
-  w, h = int(m[1]), int(m[2])
-  if not 0 < w * h <= MAX_PIXELS:
-    return None  # PIL names the problem
-  if len(data) - m.end() != w * h * 3:
-    raise ImageLoadError(
-      f"{name}: truncated or corrupt PPM file: {w} x {h} pixels need"
-      f" {w * h * 3} bytes, it holds {len(data) - m.end()}"
-    )
-  return np.frombuffer(data, np.uint8, w * h * 3, m.end()).reshape(h, w, 3)
 
 
 def _decode_plain_png(data: bytes) -> np.ndarray | None:

@@ -15,7 +15,7 @@ from conftest import (
   write_image,
 )
 
-from hrface_jax.data import builders, formats, prepare
+from hrface_jax.data import builders, formats, frames, prepare
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def ibug_tree(tmp_path):
 
 
 def _examples(builder, split):
-  src = builder.as_data_source(split)
+  src = prepare.data_source(builder, split)
   return {src[i]["id"].decode(): src[i] for i in range(len(src))}
 
 
@@ -228,9 +228,7 @@ def test_synth_builder_seeds_and_sizes(tmp_path, fake_synth):
   assert sorted(test) == [f"synth_{builders.TEST_SEED_OFFSET + s}" for s in range(3)]
   face = fake_render_face(4, SYNTH_RES)
   np.testing.assert_array_equal(train["synth_4"]["landmarks"], face["landmarks"])
-  np.testing.assert_array_equal(
-    builders.decode_image(train["synth_4"]["image_png"]), face["image"]
-  )
+  np.testing.assert_array_equal(train["synth_4"]["image"], face["image"])
   # The same test seeds at another resolution (like-with-like sweeps).
   b2 = builders.build(
     builders.HrfaceSynth(
@@ -251,33 +249,18 @@ def test_synth_builder_with_real_renderer(tmp_path):
   )
   ex = _examples(b, "test")[f"synth_{builders.TEST_SEED_OFFSET}"]
   face = synth.render_face(builders.TEST_SEED_OFFSET, 256)
-  np.testing.assert_array_equal(builders.decode_image(ex["image_png"]), face["image"])
+  np.testing.assert_array_equal(ex["image"], face["image"])
   np.testing.assert_allclose(ex["landmarks"], face["landmarks"])
   assert ex["image_shape"].tolist() == [256, 256, 3]
-  # Rendered frames are stored raw (binary PPM): decoding is a view, no copy.
-  assert ex["image_png"][:2] == b"P6"
-  assert len(ex["image_png"]) == 256 * 256 * 3 + len(b"P6\n256 256\n255\n")
-
-
-def test_ppm_frames_decode_as_views_and_read_anywhere():
-  image = np.random.default_rng(0).integers(0, 256, (5, 7, 3), np.uint8)
-  data = builders.encode_ppm(image)
-  decoded = builders.decode_image(data)
-  np.testing.assert_array_equal(decoded, image)
-  assert not decoded.flags.writeable  # shared with the record's bytes
-  # A standard format: OpenCV and PIL read it as well.
-  from hrface_jax import image_io
-
-  np.testing.assert_array_equal(image_io.decode_image(data), image)
-  np.testing.assert_array_equal(
-    builders.decode_image(builders.encode_png(image)), image
-  )
-  with pytest.raises(
-    ValueError, match="truncated or corrupt PPM.*105 bytes, it holds 104"
-  ):
-    builders.decode_image(data[:-1])
-  with pytest.raises(ValueError, match="needs uint8"):
-    builders.encode_ppm(image.astype(np.float32))
+  # The record holds no pixels: the frame is a read-only view of the split's
+  # frame file, the only other file beside the records.
+  assert ex["image_png"] == b""
+  assert not ex["image"].flags.writeable
+  assert isinstance(ex["image"].base, np.memmap)
+  for split, n in (("train", 2), ("test", 1)):
+    path = frames.frame_path(b.data_dir, split)
+    assert os.path.getsize(path) == n * 256 * 256 * 3
+  assert not [f for f in os.listdir(b.data_dir) if f.startswith(".tmp")]
 
 
 def test_ensure_prepared_builds_synth_but_not_real_datasets(tmp_path, fake_synth):

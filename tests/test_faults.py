@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from conftest import (
   SYNTH_RES,
+  build_fake_synth,
   fake_render_face,
   make_config,
   train_command,
@@ -409,6 +410,27 @@ def test_synth_preparation_rejects_a_hostile_face(tmp_path, monkeypatch, fault):
   assert b.info.splits["train"].num_examples == 3
   assert "train: 3 examples" in prepare.summary(b)
   assert "skipped 1" in prepare.summary(b)
+
+
+def test_a_damaged_frame_file_is_named(tmp_path):
+  """Rendered faces' pixels live in a frame file beside the records: a
+  truncated or deleted one stops the read naming it (not a crash, not a
+  frame of zeros)."""
+  data_dir = str(tmp_path / "data")
+  build_fake_synth(data_dir, SYNTH_RES, 4, 2)
+  config = make_config(data_dir, synth_train_size=4, synth_test_size=2)
+  source = prepare.get_data_source(config, "train")
+  path = source.frame_file.path
+  assert os.path.basename(path) == "frames-train.u8"
+  with open(path, "r+b") as f:
+    f.truncate(os.path.getsize(path) - 1)
+  last = max(range(4), key=lambda i: int(source.source[i]["frame_offset"]))
+  source = prepare.get_data_source(config, "train")
+  with pytest.raises(ValueError, match=f"{path}: a frame of shape .* outside the file"):
+    source[last]
+  os.remove(path)
+  with pytest.raises(FileNotFoundError, match=f"{path}: the dataset's frame file"):
+    prepare.get_data_source(config, "train")
 
 
 def _record(face: dict, id_: str) -> dict:

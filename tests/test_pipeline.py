@@ -10,7 +10,6 @@ from conftest import (
   SYNTH_RES,
   SYNTH_TEST,
   SYNTH_TRAIN,
-  build_fake_synth,
   fake_render_face,
   make_config,
 )
@@ -191,19 +190,34 @@ def test_worker_processes_resume_exactly(synth_data_dir):
   _assert_same(_take(_train(config), 2), _take(_train(config), 2))
 
 
-@pytest.fixture(scope="module")
-def png_synth_dir(tmp_path_factory) -> str:
-  """png_synth_dir's faces stored as PNG (real datasets' form, and the
-  renderer's before its frames were stored raw)."""
-  d = str(tmp_path_factory.mktemp("png_synth"))
-  with mock.patch.object(builders, "encode_ppm", builders.encode_png):
-    build_fake_synth(d, SYNTH_RES, SYNTH_TRAIN, SYNTH_TEST)
-  return d
+class _PngRecords:
+  """``source``'s records as real datasets store them: the frame as PNG bytes
+  in the record, no frame file."""
+
+  def __init__(self, source):
+    self.source = source
+
+  def __len__(self):
+    return len(self.source)
+
+  def __getitem__(self, index):
+    record = dict(self.source[index])
+    del record["frame_offset"]
+    record["image_png"] = builders.encode_png(np.asarray(record.pop("image")))
+    return record
 
 
-def test_fast_high_resolution_path_gives_the_same_examples(png_synth_dir):
+def _png_records():
+  """Patches the pipeline's data sources to :class:`_PngRecords`."""
+  get = prepare.get_data_source
+  return mock.patch.object(
+    prepare, "get_data_source", lambda config, split: _PngRecords(get(config, split))
+  )
+
+
+def test_fast_high_resolution_path_gives_the_same_examples(synth_data_dir):
   """Whole-pixel shifts without rotation or zoom take the copy path of the
-  warp, and decoded frames come from the cache after the first epoch: the
+  warp, and decoded PNG frames come from the cache after the first epoch: the
   batches are those of the resampling path without a cache, step for step."""
   fast = {
     "augment.rotation_deg": 0.0,
@@ -211,15 +225,19 @@ def test_fast_high_resolution_path_gives_the_same_examples(png_synth_dir):
     "augment.scale_max": 1.0,
     "augment.whole_pixel_shifts": True,
   }
-  cached = make_config(png_synth_dir, data_cache_gb=1.0, **fast)
-  plain = make_config(png_synth_dir, **fast)
+  cached = make_config(synth_data_dir, data_cache_gb=1.0, **fast)
+  plain = make_config(synth_data_dir, **fast)
   steps = 2 * SYNTH_TRAIN // plain.batch_size + 1  # past the first epoch
-  with mock.patch.object(
-    augment, "_is_whole_pixel_shift", return_value=False
+  with (
+    _png_records(),
+    mock.patch.object(augment, "_is_whole_pixel_shift", return_value=False),
   ):  # the bilinear warp, as before the fast path
     want = _take(_train(plain), steps)
   decode = builders.decode_image
-  with mock.patch.object(builders, "decode_image", side_effect=decode) as spy:
+  with (
+    _png_records(),
+    mock.patch.object(builders, "decode_image", side_effect=decode) as spy,
+  ):
     _assert_same(_take(_train(cached), steps), want)
   # Each frame decoded about once, though every one was read twice or more.
   assert spy.call_count < steps * plain.batch_size - SYNTH_TRAIN // 2
@@ -227,43 +245,35 @@ def test_fast_high_resolution_path_gives_the_same_examples(png_synth_dir):
   assert any(_seed_of_or_none(lm) is None for b in want for lm in b["landmarks"])
 
 
-def test_raw_frames_give_the_batches_png_frames_give(synth_data_dir, png_synth_dir):
-  """The fast input path's stored form (binary PPM frames, decoded as views)
-  gives the same examples as PNG frames, step for step, augmentation on."""
-  png_dir = png_synth_dir
-  source = prepare.get_data_source(make_config(png_dir), "train")
-  assert source[0]["image_png"][:4] == b"\x89PNG"
-  source = prepare.get_data_source(make_config(synth_data_dir), "train")
-  assert source[0]["image_png"][:2] == b"P6"
+def test_frame_files_give_the_batches_png_records_give(synth_data_dir):
+  """Rendered faces' frames come from the frame file as views, not decoded,
+  and give the same examples as PNG frames in the records, step for step,
+  augmentation on."""
+  config = make_config(synth_data_dir)
+  record = prepare.get_data_source(config, "train")[0]
+  assert record["image_png"] == b""
+  assert isinstance(record["image"].base, np.memmap)
   steps = SYNTH_TRAIN // 4 + 2  # into the second epoch
-  _assert_same(
-    _take(_train(make_config(synth_data_dir, data_cache_gb=1.0)), steps),
-    _take(_train(make_config(png_dir)), steps),
-  )
+  with mock.patch.object(builders, "decode_image") as decode:
+    from_files = _take(_train(config), steps)
+  decode.assert_not_called()
+  with _png_records():
+    assert prepare.get_data_source(config, "train")[0]["image_png"][:4] == b"\x89PNG"
+    _assert_same(from_files, _take(_train(config), steps))
 
 
-def test_each_frame_is_kept_once_decoded_or_as_its_record(
-  synth_data_dir, png_synth_dir
-):
-  """PNG frames: the decoded frame is kept (decoding costs). Raw frames decode
-  to views of their records: the record is kept (reading it costs), the view
-  is not kept again. Either way no file is read for a kept frame."""
+def test_only_decoded_frames_are_cached(synth_data_dir):
+  """PNG frames: the decoded frame is kept (decoding costs), within the
+  budget. Frame-file frames are views the OS caches: none is kept."""
   frame = SYNTH_RES * SYNTH_RES * 3
-  for data_dir, png in ((png_synth_dir, True), (synth_data_dir, False)):
-    config = make_config(data_dir, data_cache_gb=1.0)
-    pre = pipeline._Preprocess(config, True)
-    source = pipeline._RawFrameRecords(prepare.get_data_source(config, "train"), 2**30)
+  config = make_config(synth_data_dir, data_cache_gb=1.0)
+  pre = pipeline._Preprocess(config, True)
+  for png in (True, False):
+    pre.cache = pipeline._FrameCache(2.5 * frame)
+    source = prepare.get_data_source(config, "train")
+    if png:
+      source = _PngRecords(source)
     for i in (0, 1, 2, 0):
       pre(source[i], np.random.default_rng(i))
-    assert pre.cache.bytes == (3 * frame if png else 0)
-    assert len(source.records) == (0 if png else 3)
-    if not png:
-      assert source.bytes == 3 * (frame + len(f"P6\n{SYNTH_RES} {SYNTH_RES}\n255\n"))
-      assert source[1] is source.records[1]  # kept, not read again
-  # A budget: records past it are read every time, not kept.
-  source = pipeline._RawFrameRecords(
-    prepare.get_data_source(make_config(synth_data_dir), "train"), 2.5 * frame
-  )
-  for i in range(4):
-    source[i]
-  assert sorted(source.records) == [0, 1]
+    assert pre.cache.bytes == (2 * frame if png else 0)
+    assert len(pre.cache.frames) == (2 if png else 0)

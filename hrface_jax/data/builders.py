@@ -3,13 +3,10 @@
 Common features of every dataset:
 
 * ``image_png``: the encoded image (RGB; decode with
-  :func:`hrface_jax.image_io.decode_image`): PNG bytes, except
-  ``hrface_synth``'s rendered frames, which are binary PPM (raw pixels behind
-  a short header, :func:`encode_ppm`): decoding one is a view of the bytes,
-  where a 4096^2 PNG takes ~0.3 s to decode and ~1.2 s to encode on one core,
-  and PNG saves only a third of the bytes of the renderer's noisy skin.
-  Datasets prepared with PNG frames read the same. ``tfds.features.Image``
-  needs TensorFlow to encode, so images are stored as an opaque bytes tensor.
+  :func:`hrface_jax.image_io.decode_image`): PNG bytes, except for
+  ``hrface_synth``, whose records hold no pixels (empty bytes; see below).
+  ``tfds.features.Image`` needs TensorFlow to encode, so images are stored as
+  an opaque bytes tensor.
 * ``image_shape``: int32 [3] (H, W, 3).
 * ``landmarks``: float32 [N, 2] (x, y), 0-based pixels, pixel centres at
   integer coordinates. Conversions happen here, once: iBUG ``.pts`` are
@@ -24,7 +21,14 @@ Datasets:
   Configs ``r256`` ... ``r4096``; train seeds ``0..n-1``, test seeds
   ``TEST_SEED_OFFSET + 0..m-1`` (disjoint from train, identical at every
   resolution so a resolution sweep compares the same faces). Extra features:
-  ``visible`` bool [68], ``pose`` float32 [3] (as returned by the renderer).
+  ``visible`` bool [68], ``pose`` float32 [3] (as returned by the renderer)
+  and ``frame_offset`` int64: the rendered frames are raw pixels in a frame
+  file per split beside the records (:mod:`hrface_jax.data.frames`), where a
+  4096^2 one is a memory-mapped view instead of ~0.4 s of reading, zstd and
+  deserialising out of a record (a 4096^2 PNG: ~0.3 s to decode, ~1.2 s to
+  encode, and only a third smaller on the renderer's noisy skin).
+  :func:`hrface_jax.data.prepare.get_data_source` adds each frame to its
+  record as ``image``.
 * ``ibug_pts``: any folder tree of images with same-stem ``.pts`` files
   (300-W, Menpo, Helen, LFPW, AFW, Multi-PIE). ``face_box`` is the landmarks'
   bounding box (the files carry no box). See :class:`IbugPts` for splits.
@@ -60,12 +64,14 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from hrface_jax import markup as markup_lib
-from hrface_jax.data import formats
+from hrface_jax.data import formats, frames
 
 # Re-exported: the input pipeline decodes the stored PNGs with it.
 from hrface_jax.image_io import decode_image as decode_image
 
 VERSION = tfds.core.Version("1.0.0")
+# 1.1.0: frames in frame files beside the records (1.0.0: binary PPM inside).
+SYNTH_VERSION = tfds.core.Version("1.1.0")
 TEST_SEED_OFFSET = 1_000_000  # synth test seeds start here (train: 0, 1, ...)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 DEFAULT_TEST_DIRS = ("test", "testset", "test_set", "testing")
@@ -96,18 +102,6 @@ def encode_png(image_rgb: np.ndarray) -> bytes:
   if not ok:
     raise ValueError(f"PNG encoding failed for an image of shape {image_rgb.shape}")
   return buf.tobytes()
-
-
-def encode_ppm(image_rgb: np.ndarray) -> bytes:
-  """uint8 [H, W, 3] RGB -> binary PPM (P6): the pixels as they are, behind a
-  header any image reader understands (decoded as a view by
-  :func:`hrface_jax.image_io.decode_image`)."""
-  if image_rgb.dtype != np.uint8 or image_rgb.ndim != 3 or image_rgb.shape[2] != 3:
-    raise ValueError(
-      f"PPM encoding needs uint8 [H, W, 3], got {image_rgb.dtype} {image_rgb.shape}"
-    )
-  h, w = image_rgb.shape[:2]
-  return b"P6\n%d %d\n255\n" % (w, h) + np.ascontiguousarray(image_rgb).tobytes()
 
 
 def _read_image(path: str) -> np.ndarray:
@@ -282,7 +276,11 @@ def _render(seed: int, resolution: int) -> dict:
 class HrfaceSynth(_SkippingBuilder):
   """Synthetic high-resolution faces, a pure function of (seed, resolution)."""
 
-  VERSION = VERSION
+  VERSION = SYNTH_VERSION
+  RELEASE_NOTES = {
+    "1.1.0": "Frames as raw pixels in frames-{split}.u8 beside the records.",
+    "1.0.0": "Frames as binary PPM inside the records.",
+  }
   BUILDER_CONFIGS = [
     HrfaceSynthConfig(
       name=f"r{res}",
@@ -308,6 +306,7 @@ class HrfaceSynth(_SkippingBuilder):
         68,
         visible=tfds.features.Tensor(shape=(68,), dtype=np.bool_),
         pose=tfds.features.Tensor(shape=(3,), dtype=np.float32),
+        frame_offset=tfds.features.Tensor(shape=(), dtype=np.int64),
       ),
       metadata=tfds.core.MetadataDict(),
     )
@@ -317,14 +316,14 @@ class HrfaceSynth(_SkippingBuilder):
     c = self.builder_config
     return self._generate_all(
       {
-        "train": self._generate_examples(range(c.train_size)),
+        "train": self._generate_examples("train", range(c.train_size)),
         "test": self._generate_examples(
-          range(TEST_SEED_OFFSET, TEST_SEED_OFFSET + c.test_size)
+          "test", range(TEST_SEED_OFFSET, TEST_SEED_OFFSET + c.test_size)
         ),
       }
     )
 
-  def _generate_examples(self, seeds: Sequence[int]):
+  def _generate_examples(self, split: str, seeds: Sequence[int]):
     res = self.builder_config.resolution
     render = functools.partial(_render, resolution=res)
     workers = min(self.num_workers or 1, len(seeds))
@@ -335,29 +334,34 @@ class HrfaceSynth(_SkippingBuilder):
       # spawn: forking a process that may have JAX's threads is unsafe.
       pool = multiprocessing.get_context("spawn").Pool(workers)
       faces = pool.imap(render, seeds, chunksize=1)
+    # self.data_dir is TFDS's temporary folder while it prepares: the frame
+    # file moves into place with the records, or is removed with them.
+    path = frames.frame_path(self.data_dir, split)
     try:
-      for seed, face in zip(seeds, faces, strict=True):
-        try:
-          check_example(
-            face["image"], face["landmarks"], f"hrface_synth seed {seed}", res
+      with frames.FrameWriter(path) as frame_file:
+        for seed, face in zip(seeds, faces, strict=True):
+          try:
+            check_example(
+              face["image"], face["landmarks"], f"hrface_synth seed {seed}", res
+            )
+          except BadExampleError as e:
+            self._bad(split, e)
+            continue
+          yield (
+            seed,
+            {
+              **_example(
+                face["image"],
+                face["landmarks"],
+                face["face_box"],
+                f"synth_{seed}",
+                encode=lambda _: b"",
+              ),
+              "visible": np.asarray(face["visible"], np.bool_),
+              "pose": np.asarray(face["pose"], np.float32),
+              "frame_offset": np.int64(frame_file.append(face["image"])),
+            },
           )
-        except BadExampleError as e:
-          self._bad("test" if seed >= TEST_SEED_OFFSET else "train", e)
-          continue
-        yield (
-          seed,
-          {
-            **_example(
-              face["image"],
-              face["landmarks"],
-              face["face_box"],
-              f"synth_{seed}",
-              encode=encode_ppm,
-            ),
-            "visible": np.asarray(face["visible"], np.bool_),
-            "pose": np.asarray(face["pose"], np.float32),
-          },
-        )
     finally:
       if pool is not None:
         pool.terminate()

@@ -42,10 +42,9 @@ def add_defaults(config: ml_collections.ConfigDict) -> None:
   config.data_workers = 0
   config.data_threads = 4
   config.prefetch_batches = 2
-  # Training frames kept in host memory (GB per process; 0: off): decoded PNG
-  # frames, so a 4K PNG is decoded once per run (0.3 s each), and records of
-  # raw-stored frames (rendered faces), so a 4096^2 one is read and
-  # deserialised once (0.2 s each).
+  # Decoded training frames kept in host memory (GB per process; 0: off), so
+  # a 4K PNG is decoded once per run (0.3 s each). Rendered faces need none:
+  # their frames are memory-mapped (hrface_jax/data/frames.py).
   config.data_cache_gb = 0.0
 
   # Training augmentation (eval never augments). One affine warp per image

@@ -29,7 +29,6 @@ import ml_collections
 import numpy as np
 from absl import flags
 
-from hrface_jax import image_io
 from hrface_jax import markup as markup_lib
 from hrface_jax.data import augment, builders, prepare
 
@@ -69,11 +68,8 @@ class _FrameCache:
   """Decoded frames by example id, up to ``max_bytes`` (then no more are
   added): each frame is decoded once per process. Decoding is a pure
   function of the stored bytes, so cached and fresh frames are identical.
-
-  Frames stored raw (rendered faces: binary PPM) decode to a view of their
-  record and are not kept here: the training source keeps their records
-  (:class:`_RawFrameRecords`), so each is held once.
-  """
+  Frames from frame files (rendered faces) need no cache: they are
+  memory-mapped views (:mod:`hrface_jax.data.frames`)."""
 
   def __init__(self, max_bytes: float):
     self.max_bytes = max_bytes
@@ -87,42 +83,11 @@ class _FrameCache:
     frame = self.frames.get(key) if key is not None else None
     if frame is None:
       frame = builders.decode_image(data)
-      raw = image_io.is_raw_frame(data)  # a view: its record is what is kept
-      if not raw and key is not None and self.bytes + frame.nbytes <= self.max_bytes:
+      if key is not None and self.bytes + frame.nbytes <= self.max_bytes:
         frame.setflags(write=False)  # shared by every later epoch
         self.frames[key] = frame
         self.bytes += frame.nbytes
     return frame
-
-
-class _RawFrameRecords:
-  """``source`` with its raw-frame records (see :class:`_FrameCache`) kept in
-  memory by index, up to ``max_bytes``: later epochs read no file. Reading
-  and deserialising a 4096^2 record costs ~0.2 s of CPU (array_record +
-  TFDS), more than the train step's own share of a 2-core machine per image.
-  Records are pure data, so kept and fresh ones are identical."""
-
-  def __init__(self, source, max_bytes: float):
-    self.source = source
-    self.max_bytes = max_bytes
-    self.bytes = 0
-    self.records: dict[int, dict[str, Any]] = {}
-
-  def __getstate__(self):  # workers start with an empty cache of their own
-    return {**self.__dict__, "bytes": 0, "records": {}}
-
-  def __len__(self) -> int:
-    return len(self.source)
-
-  def __getitem__(self, index: int) -> dict[str, Any]:
-    record = self.records.get(index)
-    if record is None:
-      record = self.source[index]
-      data = record["image_png"]
-      if image_io.is_raw_frame(data) and self.bytes + len(data) <= self.max_bytes:
-        self.records[index] = record
-        self.bytes += len(data)
-    return record
 
 
 class _Preprocess(grain.transforms.RandomMap):
@@ -153,7 +118,9 @@ class _Preprocess(grain.transforms.RandomMap):
     if not np.isfinite(landmarks).all():
       raise ValueError(f"{where}: landmarks are not finite (NaN or inf)")
     try:
-      frame = self.cache.get(element.get("id"), element["image_png"])
+      frame = element.get("image")  # a frame file's view
+      if frame is None:
+        frame = self.cache.get(element.get("id"), element["image_png"])
     except ValueError as e:
       raise ValueError(f"{where}: {e}") from None
     shape = tuple(int(v) for v in element["image_shape"])
@@ -288,9 +255,8 @@ def make_train_iterator(
     raise ValueError(
       f"train split {config.train_split!r} of {config.dataset!r} has no examples"
     )
-  cache_bytes = float(config.get("data_cache_gb", 0.0)) * 2**30
   stream = (
-    grain.MapDataset.source(_RawFrameRecords(source, cache_bytes))
+    grain.MapDataset.source(source)
     .seed(_pipeline_seed(config.seed))
     .shuffle()
     .repeat()

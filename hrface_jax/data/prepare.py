@@ -25,7 +25,7 @@ from absl import app, flags, logging
 
 from hrface_jax import host_memory
 from hrface_jax.cli import private_flags_parser
-from hrface_jax.data import builders
+from hrface_jax.data import builders, frames
 
 DATA_DIR_ENV = "HRFACE_DATA_DIR"
 
@@ -152,6 +152,8 @@ def get_data_source(config: ml_collections.ConfigDict, split: str):
   """Random-access source of ``split`` (a TFDS ArrayRecordDataSource).
 
   Elements are dicts of numpy arrays; ``image_png`` and ``id`` are bytes.
+  Datasets with frame files (``hrface_synth``) add ``image``, the frame as a
+  read-only uint8 view (:mod:`hrface_jax.data.frames`).
   """
   builder = ensure_prepared(config)
   if split not in builder.info.splits:
@@ -159,7 +161,16 @@ def get_data_source(config: ml_collections.ConfigDict, split: str):
       f"dataset {config.dataset!r} has no split {split!r};"
       f" it has {sorted(builder.info.splits)}"
     )
-  return builder.as_data_source(split)
+  return data_source(builder, split)
+
+
+def data_source(builder, split: str):
+  """``builder``'s (prepared) ``split`` as :func:`get_data_source` gives it."""
+  source = builder.as_data_source(split)
+  if "frame_offset" in builder.info.features:
+    path = frames.frame_path(builder.data_dir, split)
+    return frames.FramedSource(source, frames.FrameFile(path))
+  return source
 
 
 def summary(builder) -> str:
