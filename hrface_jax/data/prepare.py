@@ -179,7 +179,7 @@ def summary(builder) -> str:
   skipped = {name: skipped_examples(builder, name) for name in builder.info.splits}
   for name, split in sorted(builder.info.splits.items()):
     src = builder.as_data_source(name)
-    # A sample (records hold whole images: 25 MB each at 4096^2).
+    # A sample (a PNG dataset's records hold whole images).
     sample = sorted({int(i) for i in np.linspace(0, len(src) - 1, min(len(src), 20))})
     shapes = sorted({tuple(int(v) for v in src[i]["image_shape"][:2]) for i in sample})
     if len(shapes) <= 2:
