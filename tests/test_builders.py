@@ -240,6 +240,23 @@ def test_synth_builder_seeds_and_sizes(tmp_path, fake_synth):
     builders.synth_config(100)
 
 
+def test_a_killed_build_is_cleared_away_by_the_next(tmp_path, fake_synth):
+  """A build killed mid-way leaves TFDS's incomplete.* folder (gigabytes at
+  4096^2); the next build of the dataset removes it."""
+  del fake_synth
+  config = builders.synth_config(SYNTH_RES, 3, 2)
+  b = builders.HrfaceSynth(config=config, data_dir=str(tmp_path), num_workers=1)
+  folder = os.path.dirname(os.fspath(b.data_path))
+  stale = os.path.join(folder, f"incomplete.K1LLED_{b.version}")
+  os.makedirs(stale)
+  with open(os.path.join(stale, "frames-train.u8.tmp"), "wb") as f:
+    f.write(b"\0" * 1000)
+  builders.build(b)
+  assert not os.path.exists(stale)
+  assert sorted(os.listdir(folder)) == [".build.lock", str(b.version)]
+  assert len(_examples(b, "train")) == 3
+
+
 def test_synth_builder_with_real_renderer(tmp_path):
   synth = pytest.importorskip("hrface_jax.data.synth")
   b = builders.build(

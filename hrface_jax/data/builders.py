@@ -47,7 +47,9 @@ metadata (``skipped.json``).
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
+import fcntl
 import functools
 import hashlib
 import importlib.util
@@ -669,21 +671,39 @@ def _remove_failed_build(builder: tfds.core.DatasetBuilder) -> None:
       shutil.rmtree(d)
 
 
+@contextlib.contextmanager
+def _exclusive_build(builder: tfds.core.DatasetBuilder) -> Iterator[None]:
+  """Holds an exclusive lock on the dataset's folder while it builds, after
+  removing what killed builds left there: TFDS's ``incomplete.*`` folders (a
+  4096^2 synth build's hold gigabytes), which no build of this dataset can be
+  writing while the lock is held."""
+  folder = os.path.dirname(os.fspath(builder.data_path))
+  os.makedirs(folder, exist_ok=True)
+  with open(os.path.join(folder, ".build.lock"), "a") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+    for name in os.listdir(folder):
+      if name.startswith("incomplete."):
+        shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+    yield
+
+
 def build(
   builder: tfds.core.DatasetBuilder, manual_dir: str | None = None
 ) -> tfds.core.DatasetBuilder:
-  """``download_and_prepare`` (array_record); on error leaves nothing behind."""
+  """``download_and_prepare`` (array_record); on error leaves nothing behind,
+  and a build killed before it is cleared away by the next one."""
   download_config = tfds.download.DownloadConfig(
     manual_dir=manual_dir, try_download_gcs=False
   )
   _spill_without_tensorflow()
-  try:
-    # Nothing is downloaded: keep TFDS's empty downloads/ out of the data dir.
-    with tempfile.TemporaryDirectory(prefix="hrface_tfds_dl_") as download_dir:
-      builder.download_and_prepare(
-        download_dir=download_dir, download_config=download_config
-      )
-  except BaseException:
-    _remove_failed_build(builder)
-    raise
+  with _exclusive_build(builder):
+    try:
+      # Nothing is downloaded: keep TFDS's empty downloads/ out of the data dir.
+      with tempfile.TemporaryDirectory(prefix="hrface_tfds_dl_") as download_dir:
+        builder.download_and_prepare(
+          download_dir=download_dir, download_config=download_config
+        )
+    except BaseException:
+      _remove_failed_build(builder)
+      raise
   return builder
