@@ -93,7 +93,7 @@ def test_framed_source_adds_each_record_frame(tmp_path):
     ]
   source = frames.FramedSource(records, frames.FrameFile(path))
   assert len(source) == 2
-  got = list(source)
+  got = [source[i] for i in range(len(source))]
   for record, image in zip(got, images, strict=True):
     np.testing.assert_array_equal(record["image"], image)
   assert "image" not in records[0]  # the source's records are not changed

@@ -17,7 +17,6 @@ holds its frame's byte ``frame_offset`` and ``image_shape``, and
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from typing import IO, Any
 
 import numpy as np
@@ -109,7 +108,3 @@ class FramedSource:
     shape = tuple(int(v) for v in record["image_shape"])
     record["image"] = self.frame_file.read(int(record["frame_offset"]), shape)
     return record
-
-  def __iter__(self) -> Iterator[dict[str, Any]]:
-    for i in range(len(self)):
-      yield self[i]
