@@ -12,12 +12,16 @@ regional networks and the native-resolution patch stage then train on its
 crops (their steps cost ~0.75 s against the coarse network's ~0.16 s).
 Precision fusion (configs/regional.py) weighs every estimate by its
 heatmap's sharpness, so the finer stages only move a point where they are sure.
+
+Fields not named here keep their defaults (hrface_jax/defaults.py).
 """
+
+import ml_collections
 
 from hrface_jax import config_lib
 
 
-def get_config():
+def get_config() -> ml_collections.ConfigDict:
   config = config_lib.base_config()
 
   config.model_name = "regional"

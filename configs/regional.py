@@ -12,19 +12,37 @@ Crops are config.regional.crop_fraction of the side at every resolution, cut
 to config.regional.feature_size features by a stem whose stride follows
 (hrface_jax.models.config.crop_table lists them; a crop_table of rows
 (resolution, crop_size, stem_stride) overrides the rule).
+
+Fields not named here keep their defaults (hrface_jax/defaults.py): the
+networks' depths and widths are their Flax modules' fields.
 """
+
+import ml_collections
 
 from hrface_jax import config_lib
 
+common = config_lib.load_sibling(__file__, "common")
 
-def get_config(variant: str = ""):
+
+def get_config(variant: str = "") -> ml_collections.ConfigDict:
+  gpu, resolution = config_lib.parse_variant(variant, "configs/regional.py")
   config = config_lib.base_config()
   config.model_name = "regional"
-  config.stages = config_lib.REGIONAL_STAGES
+
+  # Data: rendered faces (hrface_synth) at the network's resolution, iBUG-68
+  # points; the default augmentation (zoom, rotation, shift, mirror, colour).
+  config.dataset = "hrface_synth"
+  config.markup = "ibug68"
+  config.resolution = resolution or 256
+
+  # Schedule: the small CPU run ("gpu": common.accelerator_schedule below).
+  common.cpu_schedule(config)  # batch 8, 1000 steps, learning rate 1e-3
+  config.stages = (("coarse", 0.3), ("regional", 0.4), ("joint", 0.3))
 
   # Coarse attention network: whole image area-downsampled to 256 px.
   config.coarse.input_size = 256
   config.coarse.center_source = "attention"
+  config.heatmap.sigma = 1.5
   # Crops: 9/16 of the side, cut to 36x36 features by the stem at every size.
   config.regional.crop_fraction = 0.5625
   config.regional.feature_size = 36
@@ -41,12 +59,12 @@ def get_config(variant: str = ""):
   # Joint stage: per example, ground-truth or predicted crop centres.
   config.train_crop_centers = "mix"
   config.train_crop_jitter = 0.03
-  config.heatmap.sigma = 1.5
+
+  # Losses: heatmap cross-entropy + Wing on the soft-argmax at 1/20 weight
+  # (the weights' history: hrface_jax/defaults.py).
+  config.loss.heatmap = "ce"
   config.loss.coord = "wing"
 
-  gpu, resolution = config_lib.parse_variant(variant, "configs/regional.py")
-  if resolution:
-    config.resolution = resolution
   if gpu:  # wider nets, 72x72 regional features, 64x64 coarse maps
     config.coarse.stem_stride = 2
     config.coarse.stem_width = 32
@@ -57,5 +75,5 @@ def get_config(variant: str = ""):
     config.regional.stem_widths = (32, 64)
     config.regional.widths = (64, 96, 128)
     config.regional.blocks = 2
-    config_lib.accelerator_schedule(config, batch_size=64)
+    common.accelerator_schedule(config, batch_size=64)
   return config

@@ -22,14 +22,15 @@ configs/regional.py (the paper's two-stage model), plus:
 Variants as configs/regional.py ("gpu" and/or a resolution).
 """
 
-import os
+import ml_collections
 
 from hrface_jax import config_lib
 
+regional = config_lib.load_sibling(__file__, "regional")
 
-def get_config(variant: str = ""):
-  here = os.path.dirname(os.path.abspath(__file__))
-  config = config_lib.load_config_file(os.path.join(here, "regional.py"), variant)
+
+def get_config(variant: str = "") -> ml_collections.ConfigDict:
+  config = regional.get_config(variant)
   config.patches.enabled = True
   # The first stage refines the coarse network's points, not the two-stage
   # estimate: the regional networks (as fine as the coarse one at 9/16 crops,

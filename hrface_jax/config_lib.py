@@ -1,7 +1,8 @@
-"""The default experiment config, composed from each layer's own defaults.
+"""Loading, merging and checking experiment configs.
 
-Files in ``configs/`` start from :func:`base_config` and override what their
-experiment changes, so each reads like a table of that experiment.
+Every field and its one default: :func:`hrface_jax.defaults.base_config`
+(re-exported here). Files in ``configs/`` start from it and write out their
+experiment's table; :func:`load_sibling` gives them ``configs/common.py``.
 :func:`validate_config` checks a resolved config before anything compiles.
 """
 
@@ -9,80 +10,35 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import types
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import ml_collections
 
 from hrface_jax import markup as markup_lib
-from hrface_jax.data import config as data_config
-from hrface_jax.models import config as model_config
+from hrface_jax.defaults import HOLISTIC_STAGES, REGIONAL_STAGES, base_config
+
+__all__ = [
+  "HOLISTIC_STAGES",
+  "REGIONAL_STAGES",
+  "RESOLUTIONS",
+  "add_missing_defaults",
+  "base_config",
+  "config_differences",
+  "load_config_file",
+  "load_sibling",
+  "parse_variant",
+  "unknown_fields",
+  "validate_config",
+  "with_defaults",
+]
 
 RESOLUTIONS = (256, 512, 1024, 2048, 4096)
 
-# Training stages: name -> what changes (see hrface_jax/training/stages.py).
-REGIONAL_STAGES = (("coarse", 0.3), ("regional", 0.4), ("joint", 0.3))
-HOLISTIC_STAGES = (("holistic", 1.0),)
-
-
-def base_config() -> ml_collections.ConfigDict:
-  """Every field a training run has, with defaults for a small CPU run."""
-  config = ml_collections.ConfigDict()
-
-  # What is trained, on what.
-  config.model_name = "regional"  # "regional" | "holistic"
-  config.markup = "ibug68"  # see hrface_jax.markup
-  config.resolution = 256  # full-resolution side of the (square) face images
-  config.seed = 0
-
-  # Schedule. batch_size is global: across all devices and hosts.
-  config.batch_size = 8
-  config.total_steps = 1000
-  config.learning_rate = 1e-3
-  # (stage name, fraction of total_steps), run in order in one run.
-  config.stages = REGIONAL_STAGES
-
-  config.optimizer = ml_collections.ConfigDict(
-    dict(
-      name="adamw",  # "adam" | "adamw"
-      b1=0.9,
-      b2=0.999,
-      eps=1e-8,
-      weight_decay=1e-4,  # adamw only
-      schedule="cosine",  # "cosine" | "constant" (after warm-up)
-      warmup_steps=100,
-      final_lr_fraction=0.01,
-      grad_clip_norm=1.0,  # 0 disables
-      ema_decay=0.0,  # 0 disables the EMA of parameters
-    )
-  )
-
-  # Reuse: top-level parameter subtrees ("coarse", "regional", "patches_0",
-  # ...) copied from another run's checkpoint (its best, else latest) when
-  # this run starts from scratch, and subtrees that are not trained (their
-  # gradients are never computed). A coarse network trained once at its fixed
-  # input size serves the regional model at every resolution this way.
-  config.init_from = ""  # a workdir or checkpoint; "" = none
-  config.init_modules = ("coarse",)  # what init_from provides
-  config.frozen_modules = ()
-
-  # Bookkeeping.
-  config.log_every_steps = 50
-  config.eval_every_steps = 500
-  config.eval_max_examples = 0  # 0: the whole eval split
-  config.checkpoint_every_steps = 500
-  config.keep_checkpoints = 2  # the last K...
-  config.keep_best_checkpoints = 1  # ...plus the best by validation NME
-  config.device_prefetch_batches = 2  # batches put on the devices ahead of the step
-  # Multi-host: "auto" initialises jax.distributed when a cluster is detected.
-  config.distributed = "auto"  # "auto" | "on" | "off"
-  # A process without a heartbeat for this long is declared lost; the others
-  # then stop with an error instead of waiting for it.
-  config.distributed_timeout_s = 30
-
-  data_config.add_defaults(config)
-  model_config.add_defaults(config)
-  return config
+# configs/ beside the package (a source checkout), for the deprecated names.
+_CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs")
 
 
 def load_config_file(path: str, arg: str | None = None) -> ml_collections.ConfigDict:
@@ -90,10 +46,25 @@ def load_config_file(path: str, arg: str | None = None) -> ml_collections.Config
   full = os.path.abspath(path)
   if not os.path.exists(full):
     raise FileNotFoundError(f"config file {full} does not exist")
-  spec = importlib.util.spec_from_file_location(f"_cfg_{abs(hash(full))}", full)
+  module = _load_module(full)
+  return module.get_config(arg) if arg is not None else module.get_config()
+
+
+def _load_module(path: str) -> types.ModuleType:
+  spec = importlib.util.spec_from_file_location(f"_cfg_{abs(hash(path))}", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  return module.get_config(arg) if arg is not None else module.get_config()
+  return module
+
+
+def load_sibling(config_file: str, name: str) -> types.ModuleType:
+  """The module ``NAME.py`` beside ``config_file`` (a config's ``__file__``):
+  how ``configs/*.py`` import ``common`` and each other, however they were
+  loaded (absl's config flags, :func:`load_config_file`, the sweep)."""
+  path = os.path.join(os.path.dirname(os.path.abspath(config_file)), f"{name}.py")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{config_file}: imports {path}, which does not exist")
+  return _load_module(path)
 
 
 def with_defaults(saved: Mapping[str, Any]) -> ml_collections.ConfigDict:
@@ -159,17 +130,43 @@ def parse_variant(variant: str, path: str) -> tuple[bool, int | None]:
 
 
 def accelerator_schedule(config: ml_collections.ConfigDict, batch_size: int) -> None:
-  """Training schedule for a GPU/TPU run: bigger batches, longer, bf16, EMA."""
-  config.batch_size = batch_size
-  config.total_steps = 60_000
-  config.learning_rate = 1e-3 * (batch_size / 64) ** 0.5
-  config.optimizer.warmup_steps = 1000
-  config.optimizer.ema_decay = 0.999
-  config.compute_dtype = "bfloat16"
-  config.log_every_steps = 100
-  config.eval_every_steps = 2000
-  config.checkpoint_every_steps = 2000
-  config.data_workers = 8
+  """Deprecated (one release): ``configs/common.py``'s ``accelerator_schedule``."""
+  warnings.warn(
+    "hrface_jax.config_lib.accelerator_schedule moved to configs/common.py "
+    '(common = config_lib.load_sibling(__file__, "common"))',
+    DeprecationWarning,
+    stacklevel=2,
+  )
+  common = load_sibling(os.path.join(_CONFIGS_DIR, "common.py"), "common")
+  common.accelerator_schedule(config, batch_size)
+
+
+def add_missing_defaults(config: ml_collections.ConfigDict) -> None:
+  """Adds the :func:`base_config` fields ``config`` lacks, with their defaults
+  (in place; what the deprecated ``add_defaults`` of ``hrface_jax.data.config``
+  and ``hrface_jax.models.config`` do)."""
+  for key, value in base_config().items():
+    if key not in config:
+      config[key] = value
+
+
+def unknown_fields(config: ml_collections.ConfigDict) -> list[str]:
+  """The dotted names of ``config``'s fields that :func:`base_config` lacks:
+  a typo in a config file (``config.regional.fussion = ...``) adds a field
+  that nothing reads instead of failing."""
+
+  def walk(value: Any, default: Any, prefix: str) -> list[str]:
+    if not isinstance(value, Mapping) or not isinstance(default, Mapping):
+      return []
+    out = []
+    for key in value:
+      if key not in default:
+        out.append(prefix + key)
+      else:
+        out += walk(value[key], default[key], f"{prefix}{key}.")
+    return out
+
+  return walk(config.to_dict(), base_config().to_dict(), "")
 
 
 def _positive_int(config: ml_collections.ConfigDict, field: str) -> None:
@@ -185,6 +182,12 @@ def validate_config(
 
   Runs before any compilation, so a typo costs seconds, not a compile.
   """
+  unknown = unknown_fields(config)
+  if unknown:
+    raise ValueError(
+      f"config.{unknown[0]}: not a field of the training config "
+      f"(hrface_jax/defaults.py has every field); unknown: {', '.join(unknown)}"
+    )
   for field in (
     "resolution",
     "batch_size",

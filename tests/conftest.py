@@ -38,7 +38,7 @@ import numpy as np
 import pytest
 from absl import app
 
-from hrface_jax.data import config as data_config
+from hrface_jax import config_lib
 from hrface_jax.data import formats
 
 # hrface_jax.data.builders (TFDS) is imported inside the fixtures so that other
@@ -120,13 +120,10 @@ def synth_data_dir(tmp_path_factory) -> str:
 
 
 def make_config(data_dir: str, **overrides) -> ml_collections.ConfigDict:
-  """The fields the data layer reads (as base_config has them) + overrides."""
-  config = ml_collections.ConfigDict()
-  config.markup = "ibug68"
+  """The default config (the data layer reads its data fields) + overrides."""
+  config = config_lib.base_config()
   config.resolution = SYNTH_RES
-  config.seed = 0
   config.batch_size = 4
-  data_config.add_defaults(config)
   config.data_dir = data_dir
   config.synth_resolution = SYNTH_RES
   config.synth_train_size = SYNTH_TRAIN
@@ -143,8 +140,6 @@ def with_overrides(config: ml_collections.ConfigDict, overrides: dict):
 
 def tiny_config(data_dir: str, **overrides) -> ml_collections.ConfigDict:
   """A regional model small enough to train for a few steps in seconds."""
-  from hrface_jax import config_lib
-
   c = config_lib.base_config()
   c.resolution = 256
   c.data_dir = data_dir

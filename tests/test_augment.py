@@ -231,13 +231,9 @@ def test_whole_pixel_mirror_shift_equals_the_bilinear_warp(tx, ty):
 
 
 def augment_defaults():
-  import ml_collections
+  from hrface_jax import config_lib
 
-  from hrface_jax.data import config as data_config
-
-  c = ml_collections.ConfigDict()
-  data_config.add_defaults(c)
-  return c.augment.to_dict()
+  return config_lib.base_config().augment.to_dict()
 
 
 def test_rendered_face_geometry_is_consistent_across_resolutions():

@@ -6,6 +6,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from hrface_jax import config_lib
 from hrface_jax import markup as markup_lib
 from hrface_jax.models import config as model_config
 from hrface_jax.models import cropping
@@ -135,8 +136,7 @@ def test_table_crops_cover_every_region_of_synthetic_faces():
   contain every landmark of their region, for synthetic faces whose box is
   45-80% of the side, at every resolution of the table."""
   synth = pytest.importorskip("hrface_jax.data.synth")
-  cfg = ml_collections.ConfigDict()
-  model_config.add_defaults(cfg)
+  cfg = config_lib.base_config()
   mk = markup_lib.get_markup("ibug68")
   jit = cfg.train_crop_jitter
   corners = np.array([[-1, -1], [-1, 1], [1, -1], [1, 1]], np.float32) * jit

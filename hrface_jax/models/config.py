@@ -1,12 +1,10 @@
-"""Model config defaults (owned by the model layer) and their validation.
+"""The model sections of the config: made from the modules' fields, handed
+back to them, the crop and patch geometry derived from them, and validated.
 
-Every model field has one default, and it gives a *small* model: it trains
-on 256-512 px synthetic faces to a visible result in minutes on a laptop CPU
-(``configs/regional.py:gpu`` and ``configs/holistic.py:gpu`` widen it). A
-network hyperparameter's default is its Flax module's field
-(:func:`module_fields` makes the config sections from them and
-:func:`build_module` hands them back); the crop and patch geometry, the
-heatmap targets, losses and training crops are defined here.
+A network hyperparameter's one default is its Flax module's field:
+:func:`module_fields` makes the config sections from them (in
+:func:`hrface_jax.defaults.base_config`, which has every other default) and
+:func:`build_module` hands them back.
 
 Crop and patch sizes follow from measured errors, not from a hand-written
 table per resolution (:func:`crop_fraction_for` and :func:`patch_stages`):
@@ -31,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,12 +37,7 @@ import flax.linen as nn
 import ml_collections
 
 from hrface_jax import markup as markup_lib
-from hrface_jax.models.coarse import CoarseNet
-from hrface_jax.models.holistic import HolisticModel
 from hrface_jax.models.layers import stem_factors  # noqa: F401  (its old home)
-from hrface_jax.models.patches import PatchRefiner
-from hrface_jax.models.regional import RegionalLandmarkModel, RegionalNet
-from hrface_jax.models.shape import ShapePrior
 
 MODEL_NAMES = ("regional", "coarse", "holistic")
 CENTER_MODES = ("gt_jitter", "predicted", "mix", "between")
@@ -154,7 +148,7 @@ def patch_stages(
 # value for several modules (config.heatmap, config.compute_dtype) or a
 # top-level field (config.input_resolution). Fields without a default
 # (sizes, crop geometry) are derived at build time and never listed.
-_NOT_PER_MODULE = frozenset(
+SHARED_MODULE_FIELDS = frozenset(
   ("sigma", "attention_sigma", "temperature", "dtype", "input_resolution", "shape")
 )
 
@@ -191,127 +185,17 @@ def build_module(module: type[nn.Module], *sections: Mapping[str, Any], **fixed:
 
 
 def add_defaults(config: ml_collections.ConfigDict) -> None:
-  """Adds every model field with its default (small, CPU-friendly) value.
+  """Deprecated (one release): every field's default is in
+  :func:`hrface_jax.defaults.base_config`; adds the fields ``config`` lacks."""
+  from hrface_jax import config_lib  # noqa: PLC0415  (config_lib imports this)
 
-  Network hyperparameters come from the modules' own field defaults
-  (:func:`module_fields`); what is written here is what no module holds.
-  """
-  config.compute_dtype = "float32"  # "float32" | "bfloat16" (params stay float32)
-  # Holistic model: longer image side it sees (0 = full resolution).
-  config.input_resolution = module_fields(HolisticModel)["input_resolution"]
-  coarse = module_fields(CoarseNet)
-  config.heatmap = ml_collections.ConfigDict(
-    {k: coarse[k] for k in ("sigma", "attention_sigma", "temperature")}
+  warnings.warn(
+    "hrface_jax.models.config.add_defaults is deprecated: start from "
+    "hrface_jax.config_lib.base_config()",
+    DeprecationWarning,
+    stacklevel=2,
   )
-  landmark_model = module_fields(RegionalLandmarkModel)
-
-  config.coarse = ml_collections.ConfigDict(
-    dict(
-      **module_fields(CoarseNet, exclude=_NOT_PER_MODULE),
-      center_source=landmark_model["center_source"],
-    )
-  )
-
-  config.regional = ml_collections.ConfigDict(
-    dict(
-      # Crop side / image side: the largest region's extent (0.44 of the side
-      # on hrface_synth, the lower jaw) plus twice the attention's 99th
-      # percentile centre error, plus 0.02 (crop_fraction_for).
-      crop_fraction=0.5625,
-      feature_size=36,  # crop features per side after the stem, every resolution
-      crop_table=(),  # rows (resolution, crop_size, stem_stride) override the rule
-      crop_size=0,  # > 0 overrides the rule and the table (full-resolution pixels)
-      stem_stride=0,  # > 0 overrides them; must divide crop_size
-      **module_fields(RegionalNet, exclude=_NOT_PER_MODULE),
-      fusion=landmark_model["fusion"],
-    )
-  )
-
-  # Native-resolution refinement (beyond the paper; off = the paper's model).
-  config.patches = ml_collections.ConfigDict(
-    dict(
-      enabled=False,
-      feature_size=16,  # heatmap side of every patch stage
-      stem_stride=2,  # the last stage's heatmap pixel, in full-resolution pixels
-      # First window / image side: about twice the regional estimate's 99th
-      # percentile error (patch_stages).
-      first_window=0.125,
-      shrink=4,  # each stage's window / the next one's
-      # "fused": the first stage refines the two-stage (regional) estimate;
-      # "coarse": the coarse network's.
-      start_from=landmark_model["patches_from"],
-      # Every stage's network (their pad_value is config.regional's).
-      **module_fields(PatchRefiner, exclude={*_NOT_PER_MODULE, "level", "pad_value"}),
-      # Training centres: ground truth + uniform +- this fraction of the
-      # stage's window (the joint stage mixes in the model's own points).
-      train_jitter=0.2,
-    )
-  )
-
-  config.holistic = ml_collections.ConfigDict(
-    module_fields(HolisticModel, exclude=_NOT_PER_MODULE)
-  )
-
-  # Shape prior (regional and holistic models; hrface_jax/models/shape.py):
-  # fitted after the last train step on the model's own points on up to
-  # fit_examples training faces (unaugmented), for fit_steps Adam steps of
-  # fit_batch_size faces, each point jittered by fit_noise inter-ocular
-  # distances. fit_steps=0: keep the prior as it is (e.g. from init_from).
-  # fit_mirrored: the faces' mirror images too (training/shape_fit.py).
-  config.shape = ml_collections.ConfigDict(
-    dict(
-      enabled=False,
-      **module_fields(ShapePrior, exclude={"frame_corners"}),
-      fit_examples=1000,
-      fit_mirrored=True,
-      fit_steps=4000,
-      fit_batch_size=128,
-      fit_learning_rate=1e-3,
-      fit_weight_decay=1e-2,
-      fit_noise=0.005,
-    )
-  )
-
-  # Crop centres in the joint stage (the coarse and regional stages crop
-  # around jittered ground truth): jittered ground truth ("gt_jitter"),
-  # predicted by the attention ("predicted"), per example a mix of both
-  # ("mix"), or per example and region a uniform random point between them
-  # ("between").
-  config.train_crop_centers = "mix"
-  config.train_crop_jitter = 0.03  # uniform +-, as a fraction of the image side
-  config.train_crop_mix_gt_fraction = 0.5  # "mix": P(ground truth) per example
-
-  config.loss = ml_collections.ConfigDict(
-    dict(
-      # "ce" (KL to the normalised target) | "mse" (Gaussian targets). While the
-      # maps are still flat the MSE's gradient is ~1 / (map pixels): the
-      # regional maps of a 40-step test run stayed flat under it.
-      heatmap="ce",
-      coord="wing",  # "wing" | "l1"
-      wing_w=10.0,
-      wing_epsilon=2.0,
-      # Coordinate errors are measured in pixels of a coord_scale-px version
-      # of the image, so the Wing parameters mean the same at every resolution.
-      coord_scale=256.0,
-      # Coordinate terms weigh 1/20 of the heatmap terms. At weight 1 their
-      # gradient (Wing on a soft-argmax, tens of pixels early on) swamped the
-      # heatmap term's: a flat map whose mean moves satisfies it, so the
-      # regional maps never left uniform (their heatmap loss flat for 300
-      # steps) and the model answered with its crop centres. At 0.05 the
-      # small sweep's regional NME at 256^2 went 0.329 -> 0.223, and the
-      # holistic baseline's 0.327 -> 0.295 (2026-11-22).
-      coarse_heatmap_weight=1.0,
-      coarse_coord_weight=0.05,
-      attention_heatmap_weight=1.0,
-      attention_coord_weight=0.05,
-      regional_heatmap_weight=1.0,
-      regional_coord_weight=0.05,
-      patch_heatmap_weight=1.0,
-      patch_coord_weight=0.05,
-      holistic_heatmap_weight=1.0,
-      holistic_coord_weight=0.05,
-    )
-  )
+  config_lib.add_missing_defaults(config)
 
 
 def has_shape_prior(config: ml_collections.ConfigDict) -> bool:

@@ -164,7 +164,11 @@ def write_outputs(out: str, records: list[dict], header: str = "") -> None:
     oracle = "\n## Crop oracle (NME, two-stage model)\n\n" + oracle
   times = time_table(records)
   if times:
-    times = "\n## Where the time went\n\n" + times
+    times = (
+      "\n## Where the time went\n\nThe recorded times of every run these "
+      "results use, runs reused from the workdir included: what the sweep "
+      "costs from scratch (this invocation may have taken less).\n\n" + times
+    )
   atomic.write_text(
     os.path.join(out, f"{RESULTS_NAME}.md"),
     header + "\n" + markdown_table(records) + oracle + times,
