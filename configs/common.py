@@ -18,7 +18,8 @@ def cpu_schedule(config: ml_collections.ConfigDict) -> None:
 
 
 def accelerator_schedule(config: ml_collections.ConfigDict, batch_size: int) -> None:
-  """The "gpu" variants' schedule: bigger batches, longer, bf16, EMA (the\nsame for every model but the batch, which the model's memory sets)."""
+  """The "gpu" variants' schedule: bigger batches, longer, bf16, EMA (the
+  same for every model but the batch, which the model's memory sets)."""
   config.batch_size = batch_size
   config.total_steps = 60_000
   config.learning_rate = 1e-3 * (batch_size / 64) ** 0.5
