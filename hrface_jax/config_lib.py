@@ -19,6 +19,7 @@ import ml_collections
 
 from hrface_jax import markup as markup_lib
 from hrface_jax.defaults import HOLISTIC_STAGES, REGIONAL_STAGES, base_config
+from hrface_jax.models import config as model_config
 
 __all__ = [
   "HOLISTIC_STAGES",
@@ -27,6 +28,8 @@ __all__ = [
   "add_missing_defaults",
   "base_config",
   "config_differences",
+  "config_table",
+  "flat_fields",
   "load_config_file",
   "load_sibling",
   "parse_variant",
@@ -86,14 +89,14 @@ def with_defaults(saved: Mapping[str, Any]) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(merge(base_config().to_dict(), dict(saved)))
 
 
-def config_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-  """``"field: old -> new"`` for every (dotted) field whose value differs
-  (dicts or ConfigDicts)."""
+def flat_fields(config: Mapping[str, Any]) -> dict[str, Any]:
+  """``{"dotted.field": value}`` of a dict or ConfigDict, in its order; tuples
+  (a config's) and lists (JSON's) both as lists."""
 
-  def plain(v: Any) -> Any:  # tuples from a config, lists from JSON: as lists
+  def plain(v: Any) -> Any:
     return [plain(x) for x in v] if isinstance(v, tuple | list) else v
 
-  def flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+  def flat(d: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     out = {}
     for k, v in d.items():
       if isinstance(v, Mapping):
@@ -102,15 +105,48 @@ def config_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[s
         out[prefix + k] = plain(v)
     return out
 
+  if isinstance(config, ml_collections.ConfigDict):
+    config = config.to_dict()
+  return flat(config, "")
+
+
+def config_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+  """``"field: old -> new"`` for every (dotted) field whose value differs
+  (dicts or ConfigDicts)."""
+
   class Absent:  # a field one side lacks
     def __repr__(self) -> str:
       return "(absent)"
 
-  as_dict = lambda c: c.to_dict() if isinstance(c, ml_collections.ConfigDict) else c
-  a, b = flat(as_dict(old)), flat(as_dict(new))
+  a, b = flat_fields(old), flat_fields(new)
   absent = Absent()
   pairs = {k: (a.get(k, absent), b.get(k, absent)) for k in sorted(set(a) | set(b))}
   return [f"{k}: {x!r} -> {y!r}" for k, (x, y) in pairs.items() if x != y]
+
+
+def config_table(config: ml_collections.ConfigDict) -> str:
+  """Every field of ``config`` and its value, one per line in dotted order,
+  with ``# default: V`` where it is not :func:`base_config`'s: the resolved
+  experiment's whole table (``train --print_config``)."""
+  fields, defaults = flat_fields(config), flat_fields(base_config())
+  width = max(map(len, fields), default=0)
+  lines = []
+  for key in sorted(fields):
+    line = f"{key:<{width}}  {fields[key]!r}"
+    if key in defaults and defaults[key] != fields[key]:
+      line += f"  # default: {defaults[key]!r}"
+    lines.append(line)
+  if config.model_name == "regional":  # what the geometry rules derive
+    size, stride = model_config.regional_crop(config)
+    lines.append(
+      f"# at {config.resolution}px: regional crops {size} px, stem stride {stride}"
+    )
+    if config.patches.enabled:
+      stages = ", ".join(
+        f"{s.window} px / {s.pixel} px" for s in model_config.patch_stages(config)
+      )
+      lines.append(f"# patch stages (window / heatmap pixel): {stages}")
+  return "\n".join(lines)
 
 
 def parse_variant(variant: str, path: str) -> tuple[bool, int | None]:

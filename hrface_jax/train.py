@@ -2,6 +2,7 @@ r"""Trains a landmark model from an ml-collections config.
 
     python -m hrface_jax.train --config=configs/quickstart.py --workdir=runs/qs \
         [--config.KEY=VALUE ...]
+    python -m hrface_jax.train --config=configs/regional.py:gpu --print_config
 
 Resumes from the workdir's latest checkpoint when there is one. The loop
 itself is :func:`hrface_jax.training.trainer.train_and_evaluate`.
@@ -12,10 +13,11 @@ from __future__ import annotations
 import os
 import sys
 
+import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from hrface_jax import host_memory
+from hrface_jax import config_lib, host_memory
 from hrface_jax.checkpointing import CheckpointWriteError, disk_full_reason
 from hrface_jax.cli import private_flags_parser, quiet_logging
 from hrface_jax.training import multihost
@@ -37,14 +39,26 @@ config_flags.DEFINE_config_file(
 flags.DEFINE_string(
   "workdir", None, "Where checkpoints, logs and metrics go.", flag_values=FLAGS
 )
+flags.DEFINE_bool(
+  "print_config",
+  False,
+  "Print the resolved config (every field, overrides applied, '# default:' "
+  "where a value is not the default), check it and exit without training.",
+  flag_values=FLAGS,
+)
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   quiet_logging()
-  if FLAGS.config is None or FLAGS.workdir is None:
-    raise app.UsageError("--config and --workdir are required")
+  if FLAGS.config is None:
+    raise app.UsageError("--config is required")
+  if FLAGS.print_config:
+    print_config(FLAGS.config)
+    return
+  if FLAGS.workdir is None:
+    raise app.UsageError("--workdir is required")
   config = FLAGS.config
   try:
     maybe_initialize_distributed(config)
@@ -75,6 +89,16 @@ def main(argv):
       raise
     print(f"hrface_jax.train: error: {e}", file=sys.stderr)
     sys.exit(1)
+
+
+def print_config(config) -> None:
+  """The resolved experiment table, after the checks a run makes first."""
+  try:
+    config_lib.validate_config(config, num_devices=jax.local_device_count())
+  except ValueError as e:
+    print(f"hrface_jax.train: error: {e}", file=sys.stderr)
+    sys.exit(1)
+  print(config_lib.config_table(config))
 
 
 _parse_flags = private_flags_parser(FLAGS, "hrface_jax.train", __doc__)

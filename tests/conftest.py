@@ -190,14 +190,20 @@ def run_cli(module, *args: str) -> tuple[int, str, str]:
   process is still what the end-to-end CLI tests start."""
   out, err = io.StringIO(), io.StringIO()
   code = 0
+  argv = [module.__name__, *args]
+  # sys.argv too: ml_collections' config flag reads its --config.KEY
+  # overrides from there.
+  saved_argv, sys.argv = sys.argv, argv
   with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
     try:
-      module.main(module._parse_flags([module.__name__, *args]))
+      module.main(module._parse_flags(argv))
     except SystemExit as e:
       code = e.code if isinstance(e.code, int) else 1
     except app.UsageError as e:  # app.run prints it and exits 1
       print(e, file=sys.stderr)
       code = e.exitcode
+    finally:
+      sys.argv = saved_argv
   return code, out.getvalue(), err.getvalue()
 
 

@@ -136,3 +136,33 @@ def test_train_stops_on_a_misspelt_config_field_before_compiling(tmp_path):
   assert code == 1
   assert "config.regional.fussion: not a field" in err
   assert not (tmp_path / "w").exists()
+
+
+def test_print_config_shows_the_resolved_table_and_trains_nothing(tmp_path):
+  code, out, err = run_cli(
+    train_cli,
+    f"--config={os.path.join(CONFIGS, 'regional_patches.py')}:gpu,4096",
+    "--config.learning_rate=0.0005",
+    "--print_config",
+  )
+  assert code == 0, err
+  rows = {line.split()[0]: line for line in out.splitlines() if line[:1] != "#"}
+  assert set(rows) == set(config_lib.flat_fields(config_lib.base_config()))
+  assert rows["learning_rate"].split()[1] == "0.0005"  # the override
+  assert "# default: 0.001" in rows["learning_rate"]
+  assert rows["compute_dtype"].split()[1] == "'bfloat16'"
+  assert "# default" not in rows["dataset"]
+  # What the geometry rules derive at 4096^2: 9/16 crops, three patch stages.
+  assert "regional crops 2304 px, stem stride 32" in out
+  assert "512 px / 32 px, 128 px / 8 px, 32 px / 2 px" in out
+
+
+def test_print_config_names_a_bad_field_and_exits_1():
+  code, out, err = run_cli(
+    train_cli,
+    f"--config={os.path.join(CONFIGS, 'regional.py')}",
+    "--config.regional.crop_size=9999",
+    "--print_config",
+  )
+  assert code == 1 and out == ""
+  assert "config.regional.crop_size=9999" in err
