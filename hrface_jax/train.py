@@ -14,6 +14,7 @@ import os
 import sys
 
 import jax
+import ml_collections
 from absl import app, flags
 from ml_collections import config_flags
 
@@ -91,7 +92,7 @@ def main(argv):
     sys.exit(1)
 
 
-def print_config(config) -> None:
+def print_config(config: ml_collections.ConfigDict) -> None:
   """The resolved experiment table, after the checks a run makes first."""
   try:
     config_lib.validate_config(config, num_devices=jax.local_device_count())
