@@ -190,19 +190,8 @@ def unknown_fields(config: ml_collections.ConfigDict) -> list[str]:
   """The dotted names of ``config``'s fields that :func:`base_config` lacks:
   a typo in a config file (``config.regional.fussion = ...``) adds a field
   that nothing reads instead of failing."""
-
-  def walk(value: Any, default: Any, prefix: str) -> list[str]:
-    if not isinstance(value, Mapping) or not isinstance(default, Mapping):
-      return []
-    out = []
-    for key in value:
-      if key not in default:
-        out.append(prefix + key)
-      else:
-        out += walk(value[key], default[key], f"{prefix}{key}.")
-    return out
-
-  return walk(config.to_dict(), base_config().to_dict(), "")
+  known = flat_fields(base_config())
+  return [key for key in flat_fields(config) if key not in known]
 
 
 def _positive_int(config: ml_collections.ConfigDict, field: str) -> None:
